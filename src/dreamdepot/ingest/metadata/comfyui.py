@@ -1,0 +1,379 @@
+"""ComfyUI: recover prompt, seed, sampler and model by walking the API ("prompt") graph.
+
+A graph is ``{node_id: {"class_type", "inputs": {name: literal | [src_id, slot]}}}``.
+We start from the sampler nodes, follow ``positive``/``negative`` back through conditioning
+nodes to the text encoders, ``model`` back through LoRA and model-sampling nodes to the
+checkpoint, and ``sampler``/``sigmas``/``noise``/``guider`` links to the SamplerCustom
+family's helper nodes. The sampler that feeds the first output node is the main one;
+the others become passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from dreamdepot.errors import MetadataError
+from dreamdepot.ingest.metadata.model import (
+    Generation,
+    Pass,
+    Resource,
+    to_float,
+    to_int,
+    to_str,
+)
+
+MAX_NODES = 20_000
+MAX_DEPTH = 64
+
+_TEXT_KEYS = ("text", "t5xxl", "text_g", "clip_l", "text_l", "clip_g", "prompt", "string")
+_TEXT_RESOLVE_KEYS = (
+    "text",
+    "string",
+    "value",
+    "prompt",
+    "text_positive",
+    "positive",
+    "populated_text",
+    "wildcard_text",
+    "STRING",
+)
+_MODEL_KEYS = ("ckpt_name", "unet_name", "model_name", "gguf_name", "base_ckpt_name")
+_SINK_TYPES = ("SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "Image Save")
+
+
+def load_graph(text: str) -> dict[str, dict[str, Any]]:
+    """Parse an API-format graph, tolerating NaN/Infinity (ComfyUI writes them)."""
+    try:
+        data = json.loads(text, parse_constant=lambda _c: None)
+    except RecursionError as exc:
+        raise MetadataError("ComfyUI graph nests too deeply") from exc
+    except ValueError as exc:
+        raise MetadataError(f"ComfyUI graph is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MetadataError("ComfyUI graph is not an object")
+    if len(data) > MAX_NODES:
+        raise MetadataError(f"ComfyUI graph has {len(data)} nodes, over the cap")
+    graph = {str(k): v for k, v in data.items() if isinstance(v, dict)}
+    if not any("class_type" in v for v in graph.values()):
+        raise MetadataError("not a ComfyUI API graph (no class_type)")
+    return graph
+
+
+def is_link(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str | int)
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], int)
+    )
+
+
+class _Walker:
+    def __init__(self, graph: dict[str, dict[str, Any]]) -> None:
+        self.graph = graph
+
+    def node(self, ref: Any) -> tuple[str, dict[str, Any]] | None:
+        if not is_link(ref):
+            return None
+        nid = str(ref[0])
+        node = self.graph.get(nid)
+        return (nid, node) if isinstance(node, dict) else None
+
+    @staticmethod
+    def inputs(node: dict[str, Any]) -> dict[str, Any]:
+        ins = node.get("inputs")
+        return ins if isinstance(ins, dict) else {}
+
+    def is_sampler(self, node: dict[str, Any]) -> bool:
+        ins = self.inputs(node)
+        has_seed = any(k in ins for k in ("seed", "noise_seed", "noise"))
+        has_steps = any(k in ins for k in ("steps", "sigmas", "sampler_name", "sampler"))
+        has_cond = any(k in ins for k in ("positive", "guider", "conditioning"))
+        return has_seed and has_steps and has_cond
+
+    def resolve_scalar(self, value: Any, keys: tuple[str, ...], depth: int = 0) -> Any:
+        """Follow a link to a primitive-like node and return its value."""
+        if not is_link(value):
+            return value
+        if depth > MAX_DEPTH:
+            return None
+        found = self.node(value)
+        if found is None:
+            return None
+        ins = self.inputs(found[1])
+        for k in keys:
+            if k in ins:
+                return self.resolve_scalar(ins[k], keys, depth + 1)
+        for v in ins.values():
+            if isinstance(v, int | float | str) and not isinstance(v, bool):
+                return v
+        return None
+
+    def resolve_text(self, value: Any, depth: int = 0) -> str | None:
+        if isinstance(value, str):
+            return value
+        if not is_link(value) or depth > MAX_DEPTH:
+            return None
+        found = self.node(value)
+        if found is None:
+            return None
+        ins = self.inputs(found[1])
+        for k in _TEXT_RESOLVE_KEYS:
+            if k in ins:
+                text = self.resolve_text(ins[k], depth + 1)
+                if text is not None:
+                    return text
+        parts = [self.resolve_text(v, depth + 1) for k, v in ins.items() if k.startswith("text")]
+        joined = " ".join(p for p in parts if p)
+        return joined or None
+
+    def prompt_texts(self, ref: Any) -> list[str]:
+        """Texts of every text encoder reachable back through conditioning links."""
+        texts: list[str] = []
+        seen: set[str] = set()
+        stack: list[tuple[Any, int]] = [(ref, 0)]
+        while stack:
+            cur, depth = stack.pop()
+            found = self.node(cur)
+            if found is None or depth > MAX_DEPTH or found[0] in seen:
+                continue
+            nid, node = found
+            seen.add(nid)
+            ins = self.inputs(node)
+            encoded = self._encoder_text(ins)
+            if encoded is not None:
+                if encoded not in texts:
+                    texts.append(encoded)
+                continue
+            nexts = [
+                v
+                for k, v in ins.items()
+                if is_link(v) and ("conditioning" in k or k in ("positive", "base_positive"))
+            ]
+            stack.extend((v, depth + 1) for v in reversed(nexts))
+        return texts
+
+    def _encoder_text(self, ins: dict[str, Any]) -> str | None:
+        if "clip" not in ins and not any(k in ins for k in ("t5xxl", "text_g")):
+            return None
+        parts: list[str] = []
+        for k in _TEXT_KEYS:
+            if k in ins:
+                t = self.resolve_text(ins[k])
+                if t is not None and t.strip() and t not in parts:
+                    parts.append(t)
+        if not parts:
+            return "" if any(k in ins for k in _TEXT_KEYS) else None
+        return parts[0] if len(parts) == 1 else "\n".join(parts)
+
+    def model_chain(self, ref: Any) -> tuple[str | None, list[Resource]]:
+        loras: list[Resource] = []
+        cur = ref
+        for _ in range(MAX_DEPTH):
+            found = self.node(cur)
+            if found is None:
+                break
+            ins = self.inputs(found[1])
+            for k in _MODEL_KEYS:
+                if k in ins:
+                    return to_str(self.resolve_scalar(ins[k], (k,))), loras
+            if "lora_name" in ins:
+                name = to_str(self.resolve_scalar(ins["lora_name"], ("lora_name",)))
+                if name:
+                    weight = to_float(ins.get("strength_model", ins.get("strength")))
+                    loras.append(Resource(name, weight))
+            nxt = ins.get("model")
+            if not is_link(nxt):
+                break
+            cur = nxt
+        return None, loras
+
+    def sinks(self) -> list[str]:
+        referenced: set[str] = set()
+        for node in self.graph.values():
+            for v in self.inputs(node).values():
+                if is_link(v):
+                    referenced.add(str(v[0]))
+        named = [
+            nid
+            for nid, n in self.graph.items()
+            if any(str(n.get("class_type", "")).startswith(t) for t in _SINK_TYPES)
+        ]
+        return named or [nid for nid in self.graph if nid not in referenced]
+
+    def nearest_sampler(self, start: str, samplers: set[str]) -> str | None:
+        queue: deque[str] = deque([start])
+        seen = {start}
+        while queue:
+            nid = queue.popleft()
+            if nid in samplers:
+                return nid
+            for v in self.inputs(self.graph.get(nid, {})).values():
+                if is_link(v) and str(v[0]) not in seen and str(v[0]) in self.graph:
+                    seen.add(str(v[0]))
+                    queue.append(str(v[0]))
+        return None
+
+    def upstream_has(self, start: Any, targets: set[str]) -> bool:
+        queue: deque[Any] = deque([start])
+        seen: set[str] = set()
+        while queue:
+            found = self.node(queue.popleft())
+            if found is None or found[0] in seen:
+                continue
+            seen.add(found[0])
+            if found[0] in targets:
+                return True
+            queue.extend(v for v in self.inputs(found[1]).values() if is_link(v))
+        return False
+
+
+def _sampler_pass(w: _Walker, nid: str) -> Pass:
+    ins = w.inputs(w.graph[nid])
+    p = Pass(kind="sampler", extra={"node": nid, "class_type": w.graph[nid].get("class_type")})
+    seed = ins.get("seed", ins.get("noise_seed"))
+    if seed is None and is_link(ins.get("noise")):
+        seed = w.resolve_scalar(ins["noise"], ("noise_seed", "seed"))
+    p.seed = to_int(w.resolve_scalar(seed, ("seed", "noise_seed", "value")))
+    p.steps = to_int(w.resolve_scalar(ins.get("steps"), ("steps", "value")))
+    p.cfg_scale = to_float(w.resolve_scalar(ins.get("cfg"), ("cfg", "value")))
+    p.denoise = to_float(ins.get("denoise"))
+    p.sampler = to_str(w.resolve_scalar(ins.get("sampler_name"), ("sampler_name",)))
+    p.scheduler = to_str(w.resolve_scalar(ins.get("scheduler"), ("scheduler",)))
+    if p.sampler is None and is_link(ins.get("sampler")):
+        p.sampler = to_str(w.resolve_scalar(ins["sampler"], ("sampler_name",)))
+    sigmas = w.node(ins.get("sigmas"))
+    if sigmas is not None:
+        sins = w.inputs(sigmas[1])
+        p.steps = p.steps or to_int(w.resolve_scalar(sins.get("steps"), ("steps", "value")))
+        p.scheduler = p.scheduler or to_str(sins.get("scheduler")) or sigmas[1].get("class_type")
+        p.denoise = p.denoise if p.denoise is not None else to_float(sins.get("denoise"))
+    positive, negative, model_ref = ins.get("positive"), ins.get("negative"), ins.get("model")
+    guider = w.node(ins.get("guider"))
+    if guider is not None:
+        gins = w.inputs(guider[1])
+        positive = gins.get("positive", gins.get("conditioning"))
+        negative = gins.get("negative")
+        model_ref = gins.get("model")
+        p.cfg_scale = p.cfg_scale if p.cfg_scale is not None else to_float(gins.get("cfg"))
+    pos = w.prompt_texts(positive)
+    neg = w.prompt_texts(negative)
+    p.prompt = "\n".join(t for t in pos if t) or None
+    p.negative_prompt = "\n".join(t for t in neg if t) or None
+    if len(pos) > 1:
+        p.extra["prompts"] = pos
+    p.model, loras = w.model_chain(model_ref)
+    p.extra["loras"] = loras
+    guidance = _find_guidance(w, positive)
+    if guidance is not None:
+        p.extra["guidance"] = guidance
+    latent = w.node(ins.get("latent_image"))
+    if latent is not None:
+        lins = w.inputs(latent[1])
+        if "width" in lins and "height" in lins and "samples" not in lins:
+            p.extra["width"] = to_int(w.resolve_scalar(lins["width"], ("width", "value")))
+            p.extra["height"] = to_int(w.resolve_scalar(lins["height"], ("height", "value")))
+    return p
+
+
+def _find_guidance(w: _Walker, ref: Any) -> float | None:
+    cur = ref
+    for _ in range(MAX_DEPTH):
+        found = w.node(cur)
+        if found is None:
+            return None
+        ins = w.inputs(found[1])
+        if "guidance" in ins:
+            return to_float(ins["guidance"])
+        cur = ins.get("conditioning")
+    return None
+
+
+def generation_from_graph(
+    graph: dict[str, dict[str, Any]], raw: str | None = None, generator: str = "comfyui"
+) -> Generation:
+    """Build a Generation from an API graph; raises MetadataError when nothing is found."""
+    w = _Walker(graph)
+    samplers = [nid for nid, node in graph.items() if w.is_sampler(node)]
+    g = Generation(generator=generator, raw=raw, graph=graph)
+    if not samplers:
+        # No sampler (e.g. an upscale-only workflow): still report the texts we can find.
+        texts = [
+            t
+            for node in graph.values()
+            if (t := w._encoder_text(w.inputs(node))) is not None and t
+        ]
+        if not texts and not any(
+            any(k in w.inputs(n) for k in _MODEL_KEYS) for n in graph.values()
+        ):
+            raise MetadataError("ComfyUI graph has no sampler and no prompt")
+        g.prompt = "\n".join(texts) or None
+        g.model = next(
+            (
+                v
+                for node in graph.values()
+                for k, v in w.inputs(node).items()
+                if k in _MODEL_KEYS and isinstance(v, str)
+            ),
+            None,
+        )
+        return g
+    sampler_set = set(samplers)
+    main = None
+    for sink in w.sinks():
+        main = w.nearest_sampler(sink, sampler_set)
+        if main:
+            break
+    main = main or samplers[0]
+    first = _sampler_pass(w, main)
+    g.seed, g.steps, g.cfg_scale, g.denoise = first.seed, first.steps, first.cfg_scale, first.denoise
+    g.sampler, g.scheduler, g.model = first.sampler, first.scheduler, first.model
+    g.prompt, g.negative_prompt = first.prompt, first.negative_prompt
+    g.loras = first.extra.pop("loras", [])
+    g.width, g.height = first.extra.pop("width", None), first.extra.pop("height", None)
+    if "prompts" in first.extra:
+        g.params["prompts"] = first.extra["prompts"]
+    if "guidance" in first.extra:
+        g.params["guidance"] = first.extra["guidance"]
+    if g.denoise == 1.0:
+        g.denoise = None
+    for nid in samplers:
+        if nid == main:
+            continue
+        p = _sampler_pass(w, nid)
+        p.extra.pop("loras", None)
+        ins = w.inputs(graph[nid])
+        if w.upstream_has(ins.get("latent_image"), {main}):
+            p.kind = "hires"
+        g.passes.append(p)
+    _attach_vae_and_clip_skip(w, g)
+    return g
+
+
+def _attach_vae_and_clip_skip(w: _Walker, g: Generation) -> None:
+    for node in w.graph.values():
+        ins = w.inputs(node)
+        if g.vae is None and isinstance(ins.get("vae_name"), str):
+            g.vae = ins["vae_name"]
+        if g.clip_skip is None and "stop_at_clip_layer" in ins:
+            skip = to_int(ins["stop_at_clip_layer"])
+            g.clip_skip = abs(skip) if skip is not None else None
+
+
+def workflow_summary(text: str) -> dict[str, Any] | None:
+    """Summarise a UI workflow (nodes and links count) without keeping it whole."""
+    try:
+        data = json.loads(text, parse_constant=lambda _c: None)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    nodes = data.get("nodes")
+    links = data.get("links")
+    return {
+        "nodes": len(nodes) if isinstance(nodes, list) else None,
+        "links": len(links) if isinstance(links, list) else None,
+    }
