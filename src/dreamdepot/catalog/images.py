@@ -1,0 +1,189 @@
+"""Reading images out of the catalog: keyset-paginated search, detail, paths, stats."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from dreamdepot.catalog.query import Query, Sort, parse
+from dreamdepot.errors import QueryError
+from dreamdepot.ingest.paths import from_db
+
+MAX_LIMIT = 1000
+
+SUMMARY_COLUMNS = (
+    "images.id, images.content_hash, images.format, images.width, images.height, "
+    "images.created_at, images.generator, images.model, images.sampler, images.steps, "
+    "images.cfg_scale, images.seed, images.rating, images.favorite, images.placeholder, "
+    "images.thumb_key, images.prompt_id, p.text AS prompt"
+)
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(sort: Sort, last_value: Any, last_id: int) -> str:
+    raw = json.dumps([sort.key, sort.descending, sort.salt, last_value, last_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Sort, Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key, desc, salt, value, last_id = json.loads(raw)
+        if not isinstance(last_id, int) or not isinstance(salt, int):
+            raise ValueError("bad cursor types")
+        sort = Sort(str(key), bool(desc), salt)
+        sort.expression  # noqa: B018 - validates the key
+        return sort, value, last_id
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise QueryError("invalid cursor", 0, cursor) from exc
+
+
+def search(
+    conn: sqlite3.Connection,
+    query: str | Query = "",
+    limit: int = 100,
+    cursor: str | None = None,
+    extra_where: tuple[str, list[Any]] | None = None,
+) -> Page:
+    """One page of images matching ``query``, in its sort order, after ``cursor``.
+
+    Paging is by keyset on (sort value, id): every image appears exactly once across
+    pages however many share a timestamp, and a deep page costs what the first does.
+    """
+    q = parse(query) if isinstance(query, str) else query
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    sort = q.sort
+    where, params = q.where, list(q.params)
+    if extra_where:
+        where = f"({where}) AND ({extra_where[0]})"
+        params += extra_where[1]
+    if cursor:
+        sort, value, last_id = decode_cursor(cursor)
+        op = "<" if sort.descending else ">"
+        where = f"({where}) AND (({sort.expression}, images.id) {op} (?, ?))"
+        params += [value, last_id]
+    direction = "DESC" if sort.descending else "ASC"
+    sql = (
+        f"SELECT {SUMMARY_COLUMNS}, {sort.expression} AS _sort FROM images "
+        f"LEFT JOIN prompts p ON p.id = images.prompt_id "
+        f"WHERE {where} ORDER BY _sort {direction}, images.id {direction} LIMIT ?"
+    )
+    rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+    items = [_summary(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(sort, last["_sort"], last["id"])
+    return Page(items, next_cursor)
+
+
+def iter_all(conn: sqlite3.Connection, query: str | Query = "", page: int = 1000) -> Any:
+    """Every match, page by page (for export and bulk tagging)."""
+    cursor = None
+    q = parse(query) if isinstance(query, str) else query
+    while True:
+        result = search(conn, q, page, cursor)
+        yield from result.items
+        if result.next_cursor is None:
+            return
+        cursor = result.next_cursor
+
+
+def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
+    q = parse(query) if isinstance(query, str) else query
+    return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {q.where}", q.params)]
+
+
+def _summary(r: sqlite3.Row) -> dict[str, Any]:
+    d = {k: r[k] for k in r.keys() if not k.startswith("_")}
+    d["favorite"] = bool(d["favorite"])
+    return d
+
+
+def paths_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT r.path AS root, f.rel_path, f.state, f.size, f.mtime_ns FROM files f "
+        "JOIN roots r ON r.id = f.root_id WHERE f.image_id = ? ORDER BY f.id",
+        (image_id,),
+    ).fetchall()
+    return [
+        {
+            "path": f"{r['root']}/{from_db(r['rel_path'])}",
+            "state": r["state"],
+            "size": r["size"],
+            "mtime_ns": r["mtime_ns"],
+        }
+        for r in rows
+    ]
+
+
+def tags_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT t.name, t.kind, it.source, it.confidence FROM image_tags it "
+        "JOIN tags t ON t.id = it.tag_id WHERE it.image_id = ? ORDER BY t.name",
+        (image_id,),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def detail(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT images.*, p.text AS prompt, n.text AS negative_prompt FROM images "
+        "LEFT JOIN prompts p ON p.id = images.prompt_id "
+        "LEFT JOIN prompts n ON n.id = images.negative_prompt_id WHERE images.id = ?",
+        (image_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    d = dict(row)
+    d["favorite"] = bool(d["favorite"])
+    d["loras"] = json.loads(d["loras"]) if d["loras"] else []
+    d["params"] = json.loads(d["params"]) if d["params"] else {}
+    d["source"] = d.pop("metadata_source").split(",") if d["metadata_source"] else []
+    d["files"] = paths_of(conn, image_id)
+    d["tags"] = tags_of(conn, image_id)
+    d["missing"] = not any(f["state"] == "present" for f in d["files"])
+    return d
+
+
+def stats(conn: sqlite3.Connection) -> dict[str, Any]:
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "images": one("SELECT count(*) FROM images"),
+        "files": one("SELECT count(*) FROM files WHERE state = 'present'"),
+        "missing_files": one("SELECT count(*) FROM files WHERE state = 'missing'"),
+        "offline_files": one("SELECT count(*) FROM files WHERE state = 'offline'"),
+        "bytes": one("SELECT coalesce(sum(bytes), 0) FROM images"),
+        "prompts": one("SELECT count(*) FROM prompts WHERE image_count > 0"),
+        "tags": one("SELECT count(*) FROM tags"),
+        "scan_errors": one("SELECT count(*) FROM scan_errors"),
+        "roots": [
+            dict(r)
+            for r in conn.execute(
+                "SELECT r.path, r.online, r.watch, r.last_scan_at, "
+                "(SELECT count(*) FROM files f WHERE f.root_id = r.id AND f.state = 'present') "
+                "AS files FROM roots r ORDER BY r.id"
+            )
+        ],
+        "generators": {
+            (r[0] or "unknown"): r[1]
+            for r in conn.execute(
+                "SELECT generator, count(*) FROM images GROUP BY generator ORDER BY 2 DESC"
+            )
+        },
+        "models": {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT model, count(*) FROM images WHERE model IS NOT NULL "
+                "GROUP BY model ORDER BY 2 DESC LIMIT 10"
+            )
+        },
+    }

@@ -1,0 +1,467 @@
+"""The ``dreamdepot`` command line. Each command is a few lines calling the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from dreamdepot import __version__
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog import tags as catalog_tags
+from dreamdepot.catalog.query import parse
+from dreamdepot.errors import DreamDepotError, MetadataError, QueryError
+from dreamdepot.ingest.pipeline import Root, ScanStats
+from dreamdepot.library import Library
+
+app = typer.Typer(
+    name="dreamdepot",
+    help="Dream Depot: a local-first library for AI-generated images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tag_app = typer.Typer(help="Add or remove tags on the images a query matches.",
+                      no_args_is_help=True)
+app.add_typer(tag_app, name="tag")
+
+console = Console()
+err_console = Console(stderr=True)
+_state: dict[str, Any] = {"library": None}
+
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option("--library", "-L", help="Library folder (default: $DREAMDEPOT_LIBRARY or "
+                 "the XDG data dir).", envvar="DREAMDEPOT_LIBRARY"),
+]
+
+
+@app.callback()
+def _main(
+    library: LibraryOption = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        console.print(f"dreamdepot {__version__}")
+        raise typer.Exit()
+    _state["library"] = library
+
+
+def open_library() -> Library:
+    return Library.open(_state["library"])
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class RichProgress:
+    """Adapts the pipeline's Progress protocol to a rich progress bar (files/s, ETA)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def begin(self, description: str, total: int) -> None:
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+class _RateProgress(Progress):
+    def get_renderables(self):  # type: ignore[no-untyped-def]
+        for task in self.tasks:
+            speed = task.speed or 0
+            task.fields["rate"] = f"{speed:,.0f} files/s"
+        yield from super().get_renderables()
+
+
+def _scan_progress() -> _RateProgress:
+    return _RateProgress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def run_scan(lib: Library, roots: list[Root] | None = None, retry_errors: bool = False) -> ScanStats:
+    with _scan_progress() as progress:
+        return lib.indexer(progress=RichProgress(progress)).scan(roots, retry_errors=retry_errors)
+
+
+def print_scan(stats: ScanStats) -> None:
+    console.print(
+        f"Scanned {stats.roots} folder(s): {stats.seen:,} files seen, {stats.probed:,} read "
+        f"({stats.files_per_second:,.0f} files/s), {stats.new_images:,} new images, "
+        f"{stats.updated:,} updated, {stats.missing:,} missing, {stats.moved:,} moved, "
+        f"{stats.errors:,} unreadable in {stats.seconds:.2f} s",
+        highlight=False,
+    )
+    for path in stats.offline_roots:
+        console.print(f"[yellow]offline:[/] {path} is unreachable; its files are kept as offline")
+    if stats.errors:
+        console.print("Run [bold]dreamdepot doctor[/] to see the files that could not be read.")
+
+
+@app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Folders to register and index.")],
+    no_watch: Annotated[bool, typer.Option("--no-watch", help="Do not watch these.")] = False,
+    no_scan: Annotated[bool, typer.Option("--no-scan", help="Register only.")] = False,
+) -> None:
+    """Register folders of images and index them."""
+    with open_library() as lib:
+        roots = []
+        for p in paths:
+            try:
+                roots.append(lib.add_root(p, watch=not no_watch))
+            except DreamDepotError as exc:
+                fail(str(exc))
+        for r in roots:
+            console.print(f"Added {r.path}", highlight=False)
+        if not no_scan:
+            print_scan(run_scan(lib, roots))
+
+
+@app.command()
+def scan(
+    retry_errors: Annotated[bool, typer.Option(help="Re-read files that failed before.")] = False,
+) -> None:
+    """Re-scan every registered folder: new, changed, moved and deleted files."""
+    with open_library() as lib:
+        print_scan(run_scan(lib, retry_errors=retry_errors))
+
+
+@app.command()
+def watch(
+    no_scan: Annotated[bool, typer.Option("--no-scan", help="Skip the initial scan.")] = False,
+) -> None:
+    """Keep the catalog live while files are written into the folders (Ctrl-C stops)."""
+    from dreamdepot.ingest.watcher import Watcher
+
+    with open_library() as lib:
+        if not no_scan:
+            print_scan(run_scan(lib))
+        roots = [r.path for r in lib.roots() if r.watch]
+        if not roots:
+            fail("no folders to watch: add one with `dreamdepot add FOLDER`")
+        console.print(f"Watching {len(roots)} folder(s); Ctrl-C to stop.")
+
+        def report(paths: list[str]) -> None:
+            console.print(f"indexed {len(paths)} file(s): {', '.join(paths[:5])}"
+                          + (" …" if len(paths) > 5 else ""), highlight=False)
+
+        try:
+            Watcher(lib.indexer(workers=1), on_indexed=report).run()
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Query, e.g. \'fox tag:best steps:20..30\'.')] = "",
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Search the catalog with the query language (see docs/query.md)."""
+    with open_library() as lib:
+        try:
+            page = catalog_images.search(lib.conn, query, limit=limit)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+        if as_json:
+            for item in page.items:
+                item = dict(item)
+                item["paths"] = [f["path"] for f in catalog_images.paths_of(lib.conn, item["id"])]
+                item.pop("placeholder", None)
+                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+            return
+        table = Table(show_lines=False)
+        for col in ("id", "generator", "model", "seed", "steps", "prompt", "path"):
+            table.add_column(col, overflow="fold")
+        for item in page.items:
+            paths = catalog_images.paths_of(lib.conn, item["id"])
+            table.add_row(
+                str(item["id"]), item["generator"] or "", item["model"] or "",
+                "" if item["seed"] is None else str(item["seed"]),
+                "" if item["steps"] is None else str(item["steps"]),
+                (item["prompt"] or "")[:80], paths[0]["path"] if paths else "",
+            )  # fmt: skip
+        console.print(table)
+        console.print(f"{len(page.items)} shown" + (" (more: raise --limit)" if page.next_cursor
+                                                     else ""))
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Summarise the catalog: images, files, prompts, tags, generators, folders."""
+    with open_library() as lib:
+        s = catalog_images.stats(lib.conn)
+        s["library"] = str(lib.path)
+    if as_json:
+        sys.stdout.write(json.dumps(s, ensure_ascii=False, indent=2) + "\n")
+        return
+    console.print(f"Library {s['library']}", highlight=False)
+    console.print(
+        f"{s['images']:,} images in {s['files']:,} files ({s['bytes'] / 1e6:,.1f} MB), "
+        f"{s['prompts']:,} distinct prompts, {s['tags']:,} tags; "
+        f"{s['missing_files']:,} missing, {s['offline_files']:,} offline, "
+        f"{s['scan_errors']:,} unreadable"
+    )
+    for gen, n in s["generators"].items():
+        console.print(f"  {gen:<18} {n:>8,}", highlight=False)
+    for r in s["roots"]:
+        state = "online" if r["online"] else "OFFLINE"
+        console.print(f"  folder {r['path']} ({state}, {r['files']:,} files)", highlight=False)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List files that could not be read, and images whose metadata is broken, with reasons."""
+    from dreamdepot.ingest.paths import display, from_db
+
+    with open_library() as lib:
+        errors = [
+            {"path": f"{r['path']}/{display(from_db(r['rel_path']))}", "reason": r["reason"]}
+            for r in lib.conn.execute(
+                "SELECT ro.path, e.rel_path, e.reason FROM scan_errors e "
+                "JOIN roots ro ON ro.id = e.root_id ORDER BY ro.path, e.rel_path"
+            )
+        ]
+        warnings = [
+            {"id": r["id"], "path": (catalog_images.paths_of(lib.conn, r["id"]) or [{}])[0]
+             .get("path"), "reason": r["metadata_error"]}
+            for r in lib.conn.execute(
+                "SELECT id, metadata_error FROM images WHERE metadata_error IS NOT NULL"
+            )
+        ]
+        offline = [r.path for r in lib.roots() if not r.online]
+    if as_json:
+        sys.stdout.write(json.dumps({"unreadable": errors, "metadata": warnings,
+                                     "offline_roots": offline}, ensure_ascii=False) + "\n")
+        return
+    if not errors and not warnings and not offline:
+        console.print("All files were read. Nothing to report.")
+        return
+    for e in errors:
+        console.print(f"[red]unreadable[/] {e['path']}: {e['reason']}", highlight=False)
+    for w in warnings:
+        console.print(f"[yellow]metadata[/] {w['path']}: {w['reason']}", highlight=False)
+    for path in offline:
+        console.print(f"[yellow]offline[/] {path}", highlight=False)
+
+
+INSPECT_KEYS = ("generator", "prompt", "negative_prompt", "seed", "steps", "sampler", "scheduler",
+                "cfg_scale", "width", "height", "model", "model_hash", "loras", "params", "source")
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="An image file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    graph: Annotated[bool, typer.Option(help="Include the ComfyUI graph.")] = False,
+) -> None:
+    """Show the generation metadata embedded in one file (no library needed)."""
+    from dreamdepot.ingest.metadata import read_generation
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        g = read_generation(file)
+    except MetadataError as exc:
+        fail(f"{file}: unreadable metadata: {exc}")
+    except DreamDepotError as exc:
+        fail(f"{file}: {exc}")
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    if g is None:
+        from PIL import Image
+
+        with Image.open(file) as im:
+            w, h = im.size
+        data: dict[str, Any] = {k: None for k in INSPECT_KEYS}
+        data.update(width=w, height=h, loras=[], params={}, source=[])
+    else:
+        full = g.to_dict(include_graph=graph)
+        data = {k: full[k] for k in INSPECT_KEYS}
+        extra = {k: v for k, v in full.items() if k not in INSPECT_KEYS and k != "raw"}
+        data["loras"] = [{"name": r["name"], "weight": r["weight"], "hash": r["hash"]}
+                         for r in full["loras"]]
+        data.update({k: v for k, v in extra.items() if v not in (None, [], {})})
+        data["raw"] = full["raw"]
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table(show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    for k, v in data.items():
+        if k == "raw" or v in (None, [], {}):
+            continue
+        table.add_row(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+    console.print(table)
+
+
+def _tag_change(tag: str, query: str, remove: bool) -> None:
+    with open_library() as lib:
+        try:
+            ids = catalog_images.matching_ids(lib.conn, parse(query))
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+        try:
+            with lib.catalog.transaction() as conn:
+                if remove:
+                    n = catalog_tags.remove_tag(conn, tag, ids)
+                else:
+                    n = catalog_tags.add_tag(conn, tag, ids)
+        except DreamDepotError as exc:
+            fail(str(exc), 2)
+    verb = "Removed" if remove else "Tagged"
+    console.print(f"{verb} '{tag}' on {n:,} of {len(ids):,} matching image(s)", highlight=False)
+
+
+@tag_app.command("add")
+def tag_add(
+    tag: Annotated[str, typer.Argument(help="Tag name.")],
+    query: Annotated[str, typer.Argument(help="Query selecting the images (all if empty).")] = "",
+) -> None:
+    """Add TAG to every image QUERY matches."""
+    _tag_change(tag, query, remove=False)
+
+
+@tag_app.command("remove")
+def tag_remove(
+    tag: Annotated[str, typer.Argument(help="Tag name.")],
+    query: Annotated[str, typer.Argument(help="Query selecting the images (all if empty).")] = "",
+) -> None:
+    """Remove TAG from every image QUERY matches."""
+    _tag_change(tag, query, remove=True)
+
+
+@app.command()
+def export(
+    query: Annotated[str, typer.Argument(help="Query selecting images (all if empty).")] = "",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")]
+    = None,
+) -> None:
+    """Export paths, hashes, parameters, prompts and tags as JSON Lines or CSV."""
+    from dreamdepot.export import write_csv, write_jsonl
+
+    if fmt not in ("jsonl", "csv"):
+        fail("--format must be jsonl or csv", 2)
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    with open_library() as lib:
+        try:
+            parse(query)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+        if output is None:
+            n = writer(lib.conn, query, sys.stdout)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                n = writer(lib.conn, query, out)
+    err_console.print(f"exported {n:,} image(s)")
+
+
+@app.command()
+def prune(
+    yes: Annotated[bool, typer.Option("--yes", help="Do it without asking.")] = False,
+) -> None:
+    """Forget missing files, and images left with no file (their tags go with them)."""
+    with open_library() as lib:
+        conn = lib.conn
+        n_files = conn.execute("SELECT count(*) FROM files WHERE state = 'missing'").fetchone()[0]
+        if not yes and not typer.confirm(f"Forget {n_files:,} missing file(s) and their images?"):
+            raise typer.Exit(1)
+        with lib.catalog.transaction():
+            conn.execute("DELETE FROM files WHERE state = 'missing'")
+            n_images = conn.execute(
+                "DELETE FROM images WHERE NOT EXISTS "
+                "(SELECT 1 FROM files WHERE files.image_id = images.id)"
+            ).rowcount
+            conn.execute("DELETE FROM prompts WHERE image_count <= 0")
+    console.print(f"Forgot {n_files:,} missing file(s) and {n_images:,} image(s).")
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option(help="How many demo images.")] = 300,
+) -> None:
+    """Create demo images (clearly labelled) in the library and index them."""
+    from dreamdepot.demo import make_demo_images
+
+    with open_library() as lib:
+        folder = make_demo_images(lib.path, count)
+        root = lib.add_root(folder)
+        print_scan(run_scan(lib, [root]))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")]
+    = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
+    token: Annotated[str | None, typer.Option(help="Access token; required off loopback.",
+                                              envvar="DREAMDEPOT_TOKEN")] = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")]
+    = False,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Never create demo images.")]
+    = False,
+) -> None:
+    """Serve the library over HTTP (web UI and API); an empty library gets demo images."""
+    from dreamdepot.server.run import run_server
+
+    with open_library() as lib:
+        if not lib.roots() and not no_demo:
+            from dreamdepot.demo import make_demo_images
+
+            console.print("The library is empty: creating demo images (labelled DEMO).")
+            root = lib.add_root(make_demo_images(lib.path))
+            print_scan(run_scan(lib, [root]))
+        s = catalog_images.stats(lib.conn)
+        console.print(f"Library {lib.path}: {s['images']:,} images, {s['prompts']:,} prompts, "
+                      f"{s['tags']:,} tags", highlight=False)
+        settings = lib.settings.server
+        lib_path = lib.path
+    try:
+        run_server(lib_path, host or settings.host, port or settings.port,
+                   token or settings.token, open_browser=not no_browser)
+    except DreamDepotError as exc:
+        fail(str(exc), 2)
+
+
+def main() -> None:
+    try:
+        app()
+    except DreamDepotError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the catalog is consistent and the next scan resumes")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,94 @@
+"""Settings: ``dreamdepot.toml`` in the library folder, overridden by ``DREAMDEPOT_*``.
+
+Only what the code reads lives here, each with a default that works on one laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dreamdepot.errors import DreamDepotError
+
+DEFAULT_TOML = """\
+# Dream Depot library settings. Every key is optional; environment variables
+# DREAMDEPOT_<KEY> (upper case) override them.
+
+# Worker processes for indexing (default: one per CPU core).
+# workers = 2
+
+# Look for stealth metadata in the pixels of PNGs that carry no other metadata.
+stealth_check = true
+
+[server]
+host = "127.0.0.1"
+port = 8765
+# token = "set-a-long-random-string-to-allow-remote-access"
+"""
+
+
+class ConfigError(DreamDepotError):
+    """The settings file or an environment override is invalid."""
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+
+
+@dataclass
+class Settings:
+    workers: int | None = None
+    stealth_check: bool = True
+    thumb_size: int = 256
+    preview_size: int = 1024
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool) or name == "stealth_check":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
+                                                          "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if isinstance(default, int) or name in ("workers", "port"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    return value
+
+
+def load_settings(library_dir: Path, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data: dict[str, Any] = {}
+    toml_path = library_dir / "dreamdepot.toml"
+    if toml_path.exists():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_path}: {exc}") from exc
+    s = Settings()
+    for f in fields(Settings):
+        if f.name == "server":
+            continue
+        if f.name in data:
+            setattr(s, f.name, _coerce(f.name, data[f.name], getattr(s, f.name)))
+        env_key = f"DREAMDEPOT_{f.name.upper()}"
+        if env_key in env:
+            setattr(s, f.name, _coerce(f.name, env[env_key], getattr(s, f.name)))
+    server = data.get("server", {})
+    for f in fields(ServerSettings):
+        if f.name in server:
+            setattr(s.server, f.name, _coerce(f.name, server[f.name], getattr(s.server, f.name)))
+        env_key = f"DREAMDEPOT_{f.name.upper()}"
+        if env_key in env:
+            setattr(s.server, f.name, _coerce(f.name, env[env_key], getattr(s.server, f.name)))
+    return s

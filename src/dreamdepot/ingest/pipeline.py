@@ -1,0 +1,306 @@
+"""The ingest pipeline: walk → diff → probe (worker processes) → write (one writer).
+
+Stages, like beets' importer:
+1. ``scanner.walk`` lists candidate files with (size, mtime_ns);
+2. the diff against the catalog keeps only new or changed paths;
+3. worker processes ``probe`` them in chunks (identity hash, container, metadata);
+4. this process writes the probes in batches, one transaction each, so Ctrl-C or a kill
+   loses at most the batch in flight and the next scan resumes where this one stopped;
+5. reconcile: unseen files become *missing* (or *offline* when the root is unreachable),
+   and a missing file whose content turned up elsewhere is recorded as a move.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dreamdepot.catalog.db import Catalog
+from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
+from dreamdepot.ingest.paths import from_db, to_db
+from dreamdepot.ingest.probe import Probe, probe_many
+from dreamdepot.ingest.scanner import WalkProblems, walk
+
+IN_PROCESS_BELOW = 48
+
+
+class Progress(Protocol):
+    """What the pipeline reports; the CLI draws it with rich, the server sends it as SSE."""
+
+    def begin(self, description: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def begin(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass
+class ScanStats:
+    roots: int = 0
+    seen: int = 0
+    unchanged: int = 0
+    probed: int = 0
+    new_images: int = 0
+    linked: int = 0
+    updated: int = 0
+    errors: int = 0
+    missing: int = 0
+    moved: int = 0
+    offline_roots: list[str] = field(default_factory=list)
+    folder_errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def files_per_second(self) -> float:
+        return self.probed / self.seconds if self.seconds > 0 else 0.0
+
+    def absorb(self, counts: WriteCounts) -> None:
+        self.new_images += counts.new_images
+        self.linked += counts.linked
+        self.updated += counts.updated
+        self.errors += counts.errors
+
+
+@dataclass
+class Root:
+    id: int
+    path: str
+    watch: bool = True
+    online: bool = True
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Indexer:
+    """Runs scans for a catalog. One Indexer per process: it is the catalog's only writer."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        workers: int | None = None,
+        batch_size: int = 1000,
+        stealth_check: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.batch_size = batch_size
+        self.stealth_check = stealth_check
+        self.progress: Progress = progress or _NoProgress()
+        self.writer = IngestWriter(catalog.conn)
+
+    # -- roots -----------------------------------------------------------------------
+
+    def roots(self) -> list[Root]:
+        rows = self.catalog.conn.execute(
+            "SELECT id, path, watch, online FROM roots ORDER BY id"
+        ).fetchall()
+        return [Root(r["id"], r["path"], bool(r["watch"]), bool(r["online"])) for r in rows]
+
+    # -- full scan ---------------------------------------------------------------------
+
+    def scan(self, roots: Iterable[Root] | None = None, retry_errors: bool = False) -> ScanStats:
+        started = time.perf_counter()
+        stats = ScanStats()
+        for root in roots if roots is not None else self.roots():
+            stats.roots += 1
+            self._scan_root(root, stats, retry_errors)
+        stats.moved += self._record_moves()
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _scan_root(self, root: Root, stats: ScanStats, retry_errors: bool) -> None:
+        conn = self.catalog.conn
+        if not os.path.isdir(root.path) or not os.access(root.path, os.R_OK | os.X_OK):
+            with self.catalog.transaction():
+                conn.execute("UPDATE roots SET online = 0 WHERE id = ?", (root.id,))
+                conn.execute(
+                    "UPDATE files SET state = 'offline' WHERE root_id = ? AND state = 'present'",
+                    (root.id,),
+                )
+            stats.offline_roots.append(root.path)
+            return
+        existing, states, stat_of = self._load_files(root.id)
+        error_stat = self._load_errors(root.id)
+        problems = WalkProblems()
+        todo: list[str] = []
+        back_online: list[int] = []
+        seen: set[str] = set()
+        for s in walk(root.path, problems):
+            seen.add(s.rel_path)
+            stats.seen += 1
+            known = stat_of.get(s.rel_path)
+            if known == (s.size, s.mtime_ns):
+                stats.unchanged += 1
+                if states[s.rel_path] != "present":
+                    back_online.append(existing[s.rel_path].file_id)
+                continue
+            err = error_stat.get(s.rel_path)
+            if err == (s.size, s.mtime_ns) and not retry_errors:
+                continue
+            todo.append(s.rel_path)
+        stats.folder_errors.extend((f"{root.path}/{p}", why) for p, why in problems.errors)
+        del stat_of
+        error_paths = set(error_stat)
+        self._run_probes(root, todo, existing, error_paths, stats)
+        missing = [
+            e.file_id
+            for rel, e in existing.items()
+            if rel not in seen and states.get(rel, "present") != "missing"
+        ]
+        gone_errors = [rel for rel in error_paths if rel not in seen]
+        with self.catalog.transaction():
+            conn.execute("UPDATE roots SET online = 1, last_scan_at = ? WHERE id = ?",
+                         (time.time(), root.id))
+            _update_many(conn, "UPDATE files SET state = 'present' WHERE id = ?", back_online)
+            _update_many(conn, "UPDATE files SET state = 'missing' WHERE id = ?", missing)
+            conn.executemany(
+                "DELETE FROM scan_errors WHERE root_id = ? AND rel_path = ?",
+                [(root.id, to_db(rel)) for rel in gone_errors],
+            )
+        stats.missing += len(missing)
+
+    def _load_files(
+        self, root_id: int
+    ) -> tuple[dict[str, Existing], dict[str, str], dict[str, tuple[int, int]]]:
+        existing: dict[str, Existing] = {}
+        states: dict[str, str] = {}
+        stat_of: dict[str, tuple[int, int]] = {}
+        for fid, rel, size, mtime, image_id, state in self.catalog.conn.execute(
+            "SELECT id, rel_path, size, mtime_ns, image_id, state FROM files WHERE root_id = ?",
+            (root_id,),
+        ):
+            key = from_db(rel)
+            existing[key] = Existing(fid, image_id)
+            states[key] = state
+            stat_of[key] = (size, mtime)
+        return existing, states, stat_of
+
+    def _load_errors(self, root_id: int) -> dict[str, tuple[int, int]]:
+        return {
+            from_db(rel): (size, mtime)
+            for rel, size, mtime in self.catalog.conn.execute(
+                "SELECT rel_path, size, mtime_ns FROM scan_errors WHERE root_id = ?", (root_id,)
+            )
+        }
+
+    def _run_probes(
+        self,
+        root: Root,
+        todo: list[str],
+        existing: dict[str, Existing],
+        error_paths: set[str],
+        stats: ScanStats,
+    ) -> None:
+        if not todo:
+            return
+        self.progress.begin(f"Indexing {root.path}", len(todo))
+        buffer: list[Probe] = []
+        last_commit = time.perf_counter()
+
+        def flush() -> None:
+            nonlocal buffer, last_commit
+            if buffer:
+                stats.absorb(self.writer.apply(root.id, buffer, existing, error_paths))
+                stats.probed += len(buffer)
+                self.progress.advance(len(buffer))
+                buffer = []
+            last_commit = time.perf_counter()
+
+        def take(results: list[Probe]) -> None:
+            buffer.extend(results)
+            if len(buffer) >= self.batch_size or time.perf_counter() - last_commit > 0.5:
+                flush()
+
+        if self.workers <= 1 or len(todo) < IN_PROCESS_BELOW:
+            step = 32
+            for i in range(0, len(todo), step):
+                take(probe_many(root.path, todo[i : i + step], self.stealth_check))
+            flush()
+            return
+        chunk = max(16, min(256, len(todo) // (self.workers * 8) or 16))
+        ctx = multiprocessing.get_context("fork")
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+        try:
+            pending: set[cf.Future[list[Probe]]] = set()
+            chunks = (todo[i : i + chunk] for i in range(0, len(todo), chunk))
+            for part in chunks:
+                pending.add(pool.submit(probe_many, root.path, part, self.stealth_check))
+                if len(pending) >= self.workers * 3:
+                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        take(fut.result())
+            for fut in cf.as_completed(pending):
+                take(fut.result())
+            flush()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _record_moves(self) -> int:
+        """A missing file whose image is present elsewhere was moved or renamed: drop it."""
+        with self.catalog.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM files WHERE state = 'missing' AND image_id IN "
+                "(SELECT image_id FROM files WHERE state = 'present')"
+            )
+            return cur.rowcount
+
+    # -- a few paths (the watcher) -------------------------------------------------------
+
+    def index_paths(self, root: Root, rel_paths: list[str]) -> tuple[ScanStats, list[Probe]]:
+        """Index specific files of a root now; returns the stats and the probes."""
+        stats = ScanStats(roots=1)
+        started = time.perf_counter()
+        existing: dict[str, Existing] = {}
+        for rel in rel_paths:
+            row = self.catalog.conn.execute(
+                "SELECT id, image_id FROM files WHERE root_id = ? AND rel_path = ?",
+                (root.id, to_db(rel)),
+            ).fetchone()
+            if row:
+                existing[rel] = Existing(row[0], row[1])
+        errors = {
+            rel
+            for rel in rel_paths
+            if self.catalog.conn.execute(
+                "SELECT 1 FROM scan_errors WHERE root_id = ? AND rel_path = ?",
+                (root.id, to_db(rel)),
+            ).fetchone()
+        }
+        probes = probe_many(root.path, rel_paths, self.stealth_check)
+        stats.absorb(self.writer.apply(root.id, probes, existing, errors))
+        stats.probed = len(probes)
+        stats.moved = self._record_moves()
+        stats.seconds = time.perf_counter() - started
+        return stats, probes
+
+    def mark_missing(self, root: Root, rel_paths: list[str]) -> int:
+        with self.catalog.transaction() as conn:
+            n = 0
+            for rel in rel_paths:
+                n += conn.execute(
+                    "UPDATE files SET state = 'missing' WHERE root_id = ? AND rel_path = ?"
+                    " AND state != 'missing'",
+                    (root.id, to_db(rel)),
+                ).rowcount
+        self._record_moves()
+        return n
+
+
+def _update_many(conn: sqlite3.Connection, sql: str, ids: list[int]) -> None:
+    conn.executemany(sql, [(i,) for i in ids])

@@ -1,0 +1,139 @@
+"""Keep the catalog live: index files as they appear, retry half-written ones.
+
+A generator may write a file slowly (or in pieces). A changed path waits until its size
+and mtime hold still for ``settle`` seconds and its structure is complete (PNG IEND,
+JPEG EOI, WebP RIFF size, GIF trailer); until then it is retried, never indexed broken.
+A file still incomplete after ``give_up`` seconds is recorded in ``scan_errors``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watchfiles import Change, watch
+
+from dreamdepot.ingest.pipeline import Indexer, Root
+from dreamdepot.ingest.probe import probe
+from dreamdepot.ingest.scanner import WalkProblems, is_candidate, walk
+
+
+@dataclass
+class _Pending:
+    root: Root
+    rel: str
+    first_seen: float
+    last_change: float
+    stat: tuple[int, int] | None
+
+
+class Watcher:
+    def __init__(
+        self,
+        indexer: Indexer,
+        settle: float = 0.25,
+        give_up: float = 120.0,
+        on_indexed: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.indexer = indexer
+        self.settle = settle
+        self.give_up = give_up
+        self.on_indexed = on_indexed
+        self.pending: dict[str, _Pending] = {}
+
+    def _locate(self, roots: list[Root], path: str) -> tuple[Root, str] | None:
+        for root in roots:
+            prefix = root.path.rstrip(os.sep) + os.sep
+            if path.startswith(prefix):
+                rel = path[len(prefix) :]
+                if any(part.startswith(".") for part in rel.split(os.sep)):
+                    return None
+                return root, rel.replace(os.sep, "/")
+        return None
+
+    def _stat(self, path: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def handle(self, roots: list[Root], changes: set[tuple[Change, str]]) -> None:
+        now = time.monotonic()
+        deleted: dict[int, tuple[Root, list[str]]] = {}
+        for change, path in changes:
+            found = self._locate(roots, path)
+            if found is None:
+                continue
+            root, rel = found
+            if change == Change.deleted and not os.path.exists(path):
+                self.pending.pop(path, None)
+                deleted.setdefault(root.id, (root, []))[1].append(rel)
+                continue
+            if os.path.isdir(path):
+                for seen in walk(path, WalkProblems()):
+                    full = os.path.join(path, seen.rel_path)
+                    self._queue(root, f"{rel}/{seen.rel_path}", full, now)
+                continue
+            if is_candidate(os.path.basename(path)):
+                self._queue(root, rel, path, now)
+        for root, rels in deleted.values():
+            self.indexer.mark_missing(root, rels)
+
+    def _queue(self, root: Root, rel: str, path: str, now: float) -> None:
+        item = self.pending.get(path)
+        if item is None:
+            self.pending[path] = _Pending(root, rel, now, now, self._stat(path))
+        else:
+            item.last_change = now
+
+    def process_pending(self) -> list[str]:
+        """Index whatever settled and is complete; returns the relative paths indexed."""
+        now = time.monotonic()
+        ready: dict[int, tuple[Root, list[str]]] = {}
+        for path, item in list(self.pending.items()):
+            current = self._stat(path)
+            if current is None:
+                del self.pending[path]
+                continue
+            if current != item.stat:
+                item.stat, item.last_change = current, now
+                continue
+            if now - item.last_change < self.settle:
+                continue
+            check = probe(item.root.path, item.rel, stealth_check=False)
+            if check.incomplete and now - item.first_seen < self.give_up:
+                item.last_change = now  # wait for the writer to finish
+                continue
+            del self.pending[path]
+            ready.setdefault(item.root.id, (item.root, []))[1].append(item.rel)
+        indexed: list[str] = []
+        for root, rels in ready.values():
+            self.indexer.index_paths(root, rels)
+            indexed.extend(rels)
+        if indexed and self.on_indexed:
+            self.on_indexed(indexed)
+        return indexed
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Watch every root with its watch flag set until ``stop`` is set (or Ctrl-C)."""
+        roots = [r for r in self.indexer.roots() if r.watch and os.path.isdir(r.path)]
+        if not roots:
+            return
+        stop = stop or threading.Event()
+        for changes in watch(
+            *[r.path for r in roots],
+            debounce=100,
+            step=50,
+            rust_timeout=200,
+            yield_on_timeout=True,
+            stop_event=stop,
+            recursive=True,
+        ):
+            if changes:
+                self.handle(roots, changes)
+            if self.pending:
+                self.process_pending()

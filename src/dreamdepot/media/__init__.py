@@ -1,0 +1,1 @@
+"""Pixels: identity hashes, safe decoding, thumbnails, placeholders, perceptual hashes."""

@@ -1,0 +1,102 @@
+"""Writing images with embedded metadata, the way generators do.
+
+Used for the files Dream Depot generates (A1111 ``parameters`` + a ``dreamdepot`` chunk)
+and for the demo library. EXIF is built here directly (little code, no extra dependency).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+
+def png_bytes(im: Image.Image, texts: dict[str, str]) -> bytes:
+    """Encode a PNG with text chunks (Pillow picks iTXt for non-Latin-1 values, like A1111)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    buf = io.BytesIO()
+    im.save(buf, "PNG", pnginfo=info, compress_level=1)
+    return buf.getvalue()
+
+
+def user_comment_unicode(text: str, big_endian: bool = True) -> bytes:
+    """EXIF UserComment with the UNICODE prefix, as piexif (A1111) writes it."""
+    return b"UNICODE\x00" + text.encode("utf-16-be" if big_endian else "utf-16-le")
+
+
+def build_exif(
+    ifd0: dict[int, bytes] | None = None,
+    exif_ifd: dict[int, bytes] | None = None,
+    little_endian: bool = False,
+) -> bytes:
+    """A minimal TIFF/EXIF block: IFD0 (ASCII/UNDEFINED values) and an Exif sub-IFD.
+
+    Values are written as type 7 (UNDEFINED) for UserComment/MakerNote, else type 2.
+    """
+    e = "<" if little_endian else ">"
+    ifd0 = dict(ifd0 or {})
+    exif_ifd = dict(exif_ifd or {})
+    header = (b"II*\x00" if little_endian else b"MM\x00*") + struct.pack(e + "I", 8)
+
+    def layout(entries: dict[int, bytes], start: int, extra_ptr: bool) -> tuple[bytes, int]:
+        n = len(entries) + (1 if extra_ptr else 0)
+        table_size = 2 + 12 * n + 4
+        data_off = start + table_size
+        table = struct.pack(e + "H", n)
+        blob = b""
+        items = sorted(entries.items())
+        if extra_ptr:
+            items.append((0x8769, b""))
+            items.sort()
+        ptr_slot = -1
+        for tag, value in items:
+            if tag == 0x8769:
+                ptr_slot = len(table)
+                table += struct.pack(e + "HHII", tag, 4, 1, 0)
+                continue
+            typ = 7 if tag in (0x9286, 0x927C) else 2
+            if typ == 2 and not value.endswith(b"\x00"):
+                value += b"\x00"
+            if len(value) <= 4:
+                table += struct.pack(e + "HHI", tag, typ, len(value)) + value.ljust(4, b"\x00")
+            else:
+                table += struct.pack(e + "HHII", tag, typ, len(value), data_off + len(blob))
+                blob += value + (b"\x00" if len(value) % 2 else b"")
+        table += struct.pack(e + "I", 0)
+        return table + blob, ptr_slot
+
+    ifd0_bytes, slot = layout(ifd0, 8, bool(exif_ifd))
+    out = header + ifd0_bytes
+    if exif_ifd:
+        exif_start = len(out)
+        exif_bytes, _ = layout(exif_ifd, exif_start, False)
+        out = bytearray(out)
+        out[8 + slot + 8 : 8 + slot + 12] = struct.pack(e + "I", exif_start)
+        out = bytes(out) + exif_bytes
+    return out
+
+
+def jpeg_bytes(im: Image.Image, exif: bytes | None = None, quality: int = 88) -> bytes:
+    buf = io.BytesIO()
+    kwargs = {"exif": b"Exif\x00\x00" + exif} if exif else {}
+    im.convert("RGB").save(buf, "JPEG", quality=quality, **kwargs)
+    return buf.getvalue()
+
+
+def webp_bytes(im: Image.Image, exif: bytes | None = None, lossless: bool = False) -> bytes:
+    buf = io.BytesIO()
+    kwargs = {"exif": exif} if exif else {}
+    im.save(buf, "WEBP", quality=85, lossless=lossless, **kwargs)
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary name and rename, so watchers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
