@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -38,8 +38,8 @@ tag_app = typer.Typer(help="Add or remove tags on the images a query matches.",
                       no_args_is_help=True)
 app.add_typer(tag_app, name="tag")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 _state: dict[str, Any] = {"library": None}
 
 LibraryOption = Annotated[
@@ -61,10 +61,13 @@ def _main(
 
 
 def open_library() -> Library:
-    return Library.open(_state["library"])
+    try:
+        return Library.open(_state["library"])
+    except DreamDepotError as exc:
+        fail(str(exc))
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -401,7 +404,11 @@ def prune(
                 "DELETE FROM images WHERE NOT EXISTS "
                 "(SELECT 1 FROM files WHERE files.image_id = images.id)"
             ).rowcount
-            conn.execute("DELETE FROM prompts WHERE image_count <= 0")
+            conn.execute(
+                "DELETE FROM prompts WHERE NOT EXISTS (SELECT 1 FROM images WHERE "
+                "images.prompt_id = prompts.id) AND NOT EXISTS (SELECT 1 FROM images WHERE "
+                "images.negative_prompt_id = prompts.id)"
+            )
     console.print(f"Forgot {n_files:,} missing file(s) and {n_images:,} image(s).")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from dreamdepot.catalog.query import Query, Sort, parse
 from dreamdepot.errors import QueryError
-from dreamdepot.ingest.paths import from_db
+from dreamdepot.ingest.paths import display, from_db
 
 MAX_LIMIT = 1000
 
@@ -116,7 +116,7 @@ def paths_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
     ).fetchall()
     return [
         {
-            "path": f"{r['root']}/{from_db(r['rel_path'])}",
+            "path": display(f"{r['root']}/{from_db(r['rel_path'])}"),
             "state": r["state"],
             "size": r["size"],
             "mtime_ns": r["mtime_ns"],

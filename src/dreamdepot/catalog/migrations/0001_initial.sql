@@ -73,6 +73,7 @@ CREATE TABLE images (
 );
 CREATE INDEX images_created ON images(created_at, id);
 CREATE INDEX images_prompt ON images(prompt_id);
+CREATE INDEX images_negative_prompt ON images(negative_prompt_id);
 CREATE INDEX images_model ON images(model);
 CREATE INDEX images_seed ON images(seed);
 CREATE INDEX images_generator ON images(generator);

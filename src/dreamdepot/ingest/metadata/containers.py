@@ -135,7 +135,10 @@ def _read_png(f: BinaryIO, size: int) -> Container:
                 )
             else:
                 data = f.read(length)
-                _png_chunk(c, ctype, data)
+                try:
+                    _png_chunk(c, ctype, data)
+                except MetadataError as exc:
+                    c.warnings.append(f"PNG {ctype.decode('latin-1')}: {exc}")
         elif chunks == 1:
             raise CorruptImageError("PNG: first chunk is not IHDR")
         pos = end

@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    index a demo library (or FOLDER=...) and serve it on http://127.0.0.1:8765
+#   make test   run the whole test suite
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint bench install
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(if $(FOLDER),$(VENV)/bin/dreamdepot $(if $(LIBRARY),--library $(LIBRARY)) add $(FOLDER) &&) \
+	$(VENV)/bin/dreamdepot $(if $(LIBRARY),--library $(LIBRARY)) serve $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py
+	$(PY) bench/metadata.py

@@ -1,0 +1,78 @@
+"""Shared fixtures: temporary libraries, the shared corpus, a CLI runner, file builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dreamdepot.cli import app
+from dreamdepot.library import Library
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not (CORPUS / "MANIFEST.tsv").is_file():
+        pytest.skip("../shared/corpus is not present beside the checkout")
+    return CORPUS
+
+
+@pytest.fixture
+def library_path(tmp_path: Path) -> Path:
+    return tmp_path / "library"
+
+
+@pytest.fixture
+def library(library_path: Path) -> Iterator[Library]:
+    lib = Library.open(library_path)
+    yield lib
+    lib.close()
+
+
+class Cli:
+    """Runs `dreamdepot --library <tmp> ...` in-process, failing loudly on surprises."""
+
+    def __init__(self, library_path: Path) -> None:
+        self.library_path = library_path
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, expect: int = 0) -> Any:
+        result = self.runner.invoke(app, ["--library", str(self.library_path), *args])
+        if result.exit_code != expect:
+            raise AssertionError(
+                f"dreamdepot {' '.join(args)} exited {result.exit_code} (expected {expect})\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+    def jsonl(self, *args: str) -> list[Any]:
+        return [json.loads(line) for line in self(*args).stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(library_path: Path) -> Cli:
+    return Cli(library_path)
+
+
+def catalog(library_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(library_path / "catalog.sqlite")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@pytest.fixture(autouse=True)
+def _no_env_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DREAMDEPOT_LIBRARY", raising=False)
+    monkeypatch.delenv("DREAMDEPOT_TOKEN", raising=False)
+    monkeypatch.setenv("DREAMDEPOT_WORKERS", os.environ.get("TEST_WORKERS", "2"))
