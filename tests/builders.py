@@ -21,13 +21,18 @@ A1111_TEXT = (
 )
 
 
-def image(size: tuple[int, int] = (16, 16), colour: tuple[int, ...] = (120, 80, 200),
-          mode: str = "RGB") -> Image.Image:
+def image(
+    size: tuple[int, int] = (16, 16), colour: tuple[int, ...] = (120, 80, 200), mode: str = "RGB"
+) -> Image.Image:
     return Image.new(mode, size, colour)
 
 
-def png(path: Path, texts: dict[str, str] | None = None, im: Image.Image | None = None,
-        ztxt: dict[str, str] | None = None) -> Path:
+def png(
+    path: Path,
+    texts: dict[str, str] | None = None,
+    im: Image.Image | None = None,
+    ztxt: dict[str, str] | None = None,
+) -> Path:
     info = PngImagePlugin.PngInfo()
     for k, v in (texts or {}).items():
         info.add_text(k, v)
@@ -38,29 +43,45 @@ def png(path: Path, texts: dict[str, str] | None = None, im: Image.Image | None 
     return path
 
 
-def jpeg_user_comment(path: Path, text: str, encoding: str = "unicode",
-                      im: Image.Image | None = None) -> Path:
-    exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment:
-                                 piexif.helper.UserComment.dump(text, encoding=encoding)}})
+def jpeg_user_comment(
+    path: Path, text: str, encoding: str = "unicode", im: Image.Image | None = None
+) -> Path:
+    exif = piexif.dump(
+        {
+            "Exif": {
+                piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(text, encoding=encoding)
+            }
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     (im or image()).save(path, "JPEG", exif=exif)
     return path
 
 
-def webp_exif(path: Path, exif: bytes, im: Image.Image | None = None, lossless: bool = False) -> Path:
+def webp_exif(
+    path: Path, exif: bytes, im: Image.Image | None = None, lossless: bool = False
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (im or image()).save(path, "WEBP", exif=exif, lossless=lossless)
     return path
 
 
 def chunk(ctype: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + ctype + data + struct.pack(
-        ">I", zlib.crc32(ctype + data) & 0xFFFFFFFF
+    return (
+        struct.pack(">I", len(data))
+        + ctype
+        + data
+        + struct.pack(">I", zlib.crc32(ctype + data) & 0xFFFFFFFF)
     )
 
 
-def raw_png(texts_before: list[tuple[bytes, bytes]] = (), texts_after: list[tuple[bytes, bytes]] = (),
-            width: int = 1, height: int = 1, end: bool = True) -> bytes:
+def raw_png(
+    texts_before: list[tuple[bytes, bytes]] = (),
+    texts_after: list[tuple[bytes, bytes]] = (),
+    width: int = 1,
+    height: int = 1,
+    end: bool = True,
+) -> bytes:
     """A grey PNG assembled chunk by chunk (so tests control exactly where chunks sit)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))

@@ -15,9 +15,23 @@ from builders import A1111_TEXT, jpeg_user_comment, png
 from conftest import Cli, catalog
 from dreamdepot.catalog.db import latest_schema
 
-INSPECT_KEYS = {"generator", "prompt", "negative_prompt", "seed", "steps", "sampler",
-                "scheduler", "cfg_scale", "width", "height", "model", "model_hash", "loras",
-                "params", "source"}
+INSPECT_KEYS = {
+    "generator",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "sampler",
+    "scheduler",
+    "cfg_scale",
+    "width",
+    "height",
+    "model",
+    "model_hash",
+    "loras",
+    "params",
+    "source",
+}
 
 
 @pytest.fixture
@@ -26,19 +40,31 @@ def photos(tmp_path: Path) -> Path:
     png(root / "a" / "fox.png", {"parameters": A1111_TEXT})
     jpeg_user_comment(root / "b" / "fox.jpg", A1111_TEXT.replace("Seed: 1234", "Seed: 99"))
     comfy = {
-        "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 20, "cfg": 6.5,
-              "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
-              "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
-              "latent_image": ["5", 0]}},
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": 7,
+                "steps": 20,
+                "cfg": 6.5,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "model": ["4", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            },
+        },
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sdxl.safetensors"}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle at dusk",
-                                                         "clip": ["4", 1]}},
+        "6": {
+            "class_type": "CLIPTextEncode",
+            "inputs": {"text": "a castle at dusk", "clip": ["4", 1]},
+        },
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "fog", "clip": ["4", 1]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["3", 0]}},
     }
-    png(root / "c" / "castle.png", {"prompt": json.dumps(comfy), "workflow": "{}"},
-        im=None)
+    png(root / "c" / "castle.png", {"prompt": json.dumps(comfy), "workflow": "{}"}, im=None)
     png(root / "plain.png", {}, im=None)
     return root
 
@@ -51,7 +77,7 @@ def test_add_indexes_and_search_finds_by_prompt_and_fields(cli: Cli, photos: Pat
     assert all(f["paths"] and Path(f["paths"][0]).exists() for f in foxes)
     castle = cli.jsonl("search", "generator:comfyui model:sdxl steps:20 cfg:>6", "--json")
     assert [c["prompt"] for c in castle] == ["a castle at dusk"]
-    assert cli.jsonl("search", "sampler:\"DPM++ 2M\" seed:1000..2000", "--json")[0]["seed"] == 1234
+    assert cli.jsonl("search", 'sampler:"DPM++ 2M" seed:1000..2000', "--json")[0]["seed"] == 1234
     assert cli.jsonl("search", "castl*", "--json")[0]["generator"] == "comfyui"
     assert cli.jsonl("search", "noprompt", "--json")[0]["generator"] is None
 
@@ -73,7 +99,7 @@ def test_stats_json_counts_everything(cli: Cli, photos: Path) -> None:
 
 def test_inspect_json_has_the_documented_keys(cli: Cli, photos: Path) -> None:
     data = cli.json("inspect", str(photos / "a" / "fox.png"), "--json")
-    assert INSPECT_KEYS <= set(data)
+    assert set(data) >= INSPECT_KEYS
     assert data["prompt"] == "a red fox in the snow, <lora:foxy:0.7>"
     assert data["negative_prompt"] == "lowres, blurry"
     assert (data["seed"], data["steps"], data["cfg_scale"]) == (1234, 25, 7.0)
@@ -98,7 +124,9 @@ def test_tag_add_and_remove_by_query(cli: Cli, photos: Path) -> None:
     assert "Tagged 'best fox' on 2 of 2" in cli("tag", "add", "best fox", "fox").stdout
     tagged = cli.jsonl("search", 'tag:"best fox"', "--json")
     assert len(tagged) == 2
-    assert cli.jsonl("search", "--json", "--", '-tag:"best fox"')[0]["id"] not in {t["id"] for t in tagged}
+    assert cli.jsonl("search", "--json", "--", '-tag:"best fox"')[0]["id"] not in {
+        t["id"] for t in tagged
+    }
     cli("tag", "remove", "best fox", "seed:99")
     assert [t["seed"] for t in cli.jsonl("search", 'tag:"best fox"', "--json")] == [1234]
     assert "empty" in cli("tag", "add", "   ", "fox", expect=2).stderr
@@ -132,8 +160,9 @@ def test_doctor_lists_unreadable_files_with_reasons(cli: Cli, photos: Path) -> N
     assert "cut.png" in cli("doctor").stdout
 
 
-def test_library_option_env_and_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       photos: Path) -> None:
+def test_library_option_env_and_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photos: Path
+) -> None:
     lib = tmp_path / "by-env"
     monkeypatch.setenv("DREAMDEPOT_LIBRARY", str(lib))
     from typer.testing import CliRunner
@@ -142,8 +171,12 @@ def test_library_option_env_and_layout(tmp_path: Path, monkeypatch: pytest.Monke
 
     result = CliRunner().invoke(app, ["add", str(photos)])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in lib.iterdir()} >= {"catalog.sqlite", "thumbs", "generated",
-                                               "dreamdepot.toml"}
+    assert {p.name for p in lib.iterdir()} >= {
+        "catalog.sqlite",
+        "thumbs",
+        "generated",
+        "dreamdepot.toml",
+    }
     conn = sqlite3.connect(lib / "catalog.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == latest_schema()

@@ -21,8 +21,12 @@ def _make(root: Path, n: int, sub: str = "") -> list[Path]:
     paths = []
     for i in range(n):
         text = A1111_TEXT.replace("Seed: 1234", f"Seed: {5000 + i}")
-        paths.append(png(root / sub / f"img_{i:03d}.png", {"parameters": text},
-                         ))
+        paths.append(
+            png(
+                root / sub / f"img_{i:03d}.png",
+                {"parameters": text},
+            )
+        )
     return paths
 
 
@@ -135,18 +139,28 @@ def test_bad_files_are_recorded_with_reasons_and_the_scan_goes_on(cli: Cli, tmp_
     cli("add", str(root))
     s = cli.json("stats", "--json")
     assert s["images"] == 2 and s["files"] == 3 and s["scan_errors"] == 5
-    reasons = {Path(e["path"]).name: e["reason"] for e in cli.json("doctor", "--json")["unreadable"]}
-    assert set(reasons) == {"zero.png", "truncated.png", "garbage.webp", "fake.gif",
-                            "header-only.jpg"}
+    reasons = {
+        Path(e["path"]).name: e["reason"] for e in cli.json("doctor", "--json")["unreadable"]
+    }
+    assert set(reasons) == {
+        "zero.png",
+        "truncated.png",
+        "garbage.webp",
+        "fake.gif",
+        "header-only.jpg",
+    }
     # unchanged bad files are not re-read on every scan, changed ones are
     assert "0 read" in cli("scan").stdout
     shutil.copy(good[1], root / "truncated.png")
     cli("scan")
-    assert "truncated.png" not in {Path(e["path"]).name
-                                   for e in cli.json("doctor", "--json")["unreadable"]}
+    assert "truncated.png" not in {
+        Path(e["path"]).name for e in cli.json("doctor", "--json")["unreadable"]
+    }
 
 
-def test_unreadable_for_permissions(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_for_permissions(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "pics"
     paths = _make(root, 2)
     if os.geteuid() != 0:
@@ -173,7 +187,9 @@ def test_a_file_deleted_between_listing_and_reading_is_not_an_error(
     _make(root, 3)
     real_walk = scanner.walk
 
-    def walk_with_ghost(path: str, problems: scanner.WalkProblems, skip: frozenset[str] = frozenset()):
+    def walk_with_ghost(
+        path: str, problems: scanner.WalkProblems, skip: frozenset[str] = frozenset()
+    ):
         yield from real_walk(path, problems, skip)
         yield scanner.Seen("ghost.png", 100, 1)  # listed, then deleted before the read
 
@@ -220,7 +236,10 @@ def test_hostile_metadata_is_bounded(cli: Cli, tmp_path: Path) -> None:
     (root / "huge-chunk.png").write_bytes(raw_png([text_chunk("parameters", huge)]))
     deep = "[" * 200_000 + "]" * 200_000
     (root / "deep.png").write_bytes(raw_png([text_chunk("prompt", '{"1": ' + deep + "}")]))
-    bomb = b"iTXt" , b"parameters\x00\x01\x00\x00\x00" + __import__("zlib").compress(b"a" * 60_000_000, 9)
+    bomb = (
+        b"iTXt",
+        b"parameters\x00\x01\x00\x00\x00" + __import__("zlib").compress(b"a" * 60_000_000, 9),
+    )
     (root / "bomb.png").write_bytes(raw_png([bomb]))
     many = [text_chunk(f"k{i}", "v") for i in range(20_000)]
     (root / "many.png").write_bytes(raw_png(many))
@@ -245,8 +264,15 @@ def test_a_flat_folder_of_50000_files(cli: Cli, tmp_path: Path) -> None:
     iend = chunk(b"IEND", b"")
     body = base[: -len(iend)]
     for i in range(50_000):
-        data = body + chunk(b"tEXt", b"parameters\x00" + (
-            f"flat {i % 50}\nSteps: 20, Sampler: Euler, Seed: {i}, Size: 1x1").encode()) + iend
+        data = (
+            body
+            + chunk(
+                b"tEXt",
+                b"parameters\x00"
+                + (f"flat {i % 50}\nSteps: 20, Sampler: Euler, Seed: {i}, Size: 1x1").encode(),
+            )
+            + iend
+        )
         (root / f"{i:05d}.png").write_bytes(data)
     out = cli("add", str(root)).stdout
     assert "50,000 new images" in out
@@ -254,8 +280,9 @@ def test_a_flat_folder_of_50000_files(cli: Cli, tmp_path: Path) -> None:
     assert "0 read" in cli("scan").stdout
 
 
-def test_the_scan_resumes_after_an_interrupt(library: Library, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_scan_resumes_after_an_interrupt(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "pics"
     _make(root, 200)
     lib_root = library.add_root(root)
@@ -288,8 +315,11 @@ def test_generation_fields_are_typed_columns(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "pics"
     _make(root, 1)
     cli("add", str(root))
-    [row] = _rows(cli.library_path, "SELECT typeof(seed), typeof(steps), typeof(cfg_scale), "
-                                    "model, sampler, scheduler, loras FROM images")
+    [row] = _rows(
+        cli.library_path,
+        "SELECT typeof(seed), typeof(steps), typeof(cfg_scale), "
+        "model, sampler, scheduler, loras FROM images",
+    )
     assert row[:3] == ("integer", "integer", "real")
     assert row[3:6] == ("v1-5-pruned-emaonly", "DPM++ 2M", "Karras")
     assert json.loads(row[6])[0]["name"] == "foxy"

@@ -39,14 +39,22 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
     root, lib = tmp_path / "pics", tmp_path / "lib"
     n = 20000
     _corpus(root, n)
-    subprocess.run([*DREAMDEPOT, "--library", str(lib), "add", "--no-scan", str(root)],
-                   check=True, env=_env(), capture_output=True)
+    subprocess.run(
+        [*DREAMDEPOT, "--library", str(lib), "add", "--no-scan", str(root)],
+        check=True,
+        env=_env(),
+        capture_output=True,
+    )
     rng = random.Random(1234)
     progress = []
     for _ in range(8):
-        proc = subprocess.Popen([*DREAMDEPOT, "--library", str(lib), "scan"], env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*DREAMDEPOT, "--library", str(lib), "scan"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(0.4, 1.2))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -58,8 +66,13 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
     print("files after each kill:", progress)
     assert progress == sorted(progress), "a kill lost committed work"
     assert 0 < progress[0] < n or 0 < progress[1] < n, f"no kill landed mid-scan: {progress}"
-    done = subprocess.run([*DREAMDEPOT, "--library", str(lib), "scan"], env=_env(),
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [*DREAMDEPOT, "--library", str(lib), "scan"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "0 unreadable" in done.stdout
     conn = sqlite3.connect(lib / "catalog.sqlite")
     assert conn.execute("SELECT count(*), count(DISTINCT rel_path) FROM files").fetchone() == (n, n)
@@ -86,19 +99,32 @@ def _wait_for(lib: Path, sql: str, expected: object, timeout: float) -> float:
 def test_watch_indexes_new_files_within_two_seconds_and_never_half_written(tmp_path: Path) -> None:
     root, lib = tmp_path / "outputs", tmp_path / "lib"
     root.mkdir()
-    subprocess.run([*DREAMDEPOT, "--library", str(lib), "add", str(root)], check=True,
-                   env=_env(), capture_output=True)
-    proc = subprocess.Popen([*DREAMDEPOT, "--library", str(lib), "watch", "--no-scan"],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    subprocess.run(
+        [*DREAMDEPOT, "--library", str(lib), "add", str(root)],
+        check=True,
+        env=_env(),
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [*DREAMDEPOT, "--library", str(lib), "watch", "--no-scan"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(1.5)  # let the watcher arm
-        quick = png_bytes({"parameters": "quick one\nSteps: 20, Sampler: Euler, Seed: 1, Size: 8x8"})
+        quick = png_bytes(
+            {"parameters": "quick one\nSteps: 20, Sampler: Euler, Seed: 1, Size: 8x8"}
+        )
         (root / "quick.png").write_bytes(quick)
         took = _wait_for(lib, "SELECT count(*) FROM files", 1, 10)
         assert took < 2.0, f"took {took:.2f} s"
 
-        slow = png_bytes({"parameters": "slow one\nSteps: 20, Sampler: Euler, Seed: 2, Size: 8x8"},
-                         size=(256, 256))
+        slow = png_bytes(
+            {"parameters": "slow one\nSteps: 20, Sampler: Euler, Seed: 2, Size: 8x8"},
+            size=(256, 256),
+        )
         target = root / "sub" / "slow.png"
         target.parent.mkdir()
         with open(target, "wb") as f:

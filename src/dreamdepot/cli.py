@@ -34,8 +34,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-tag_app = typer.Typer(help="Add or remove tags on the images a query matches.",
-                      no_args_is_help=True)
+tag_app = typer.Typer(
+    help="Add or remove tags on the images a query matches.", no_args_is_help=True
+)
 app.add_typer(tag_app, name="tag")
 
 console = Console(soft_wrap=True)
@@ -44,8 +45,12 @@ _state: dict[str, Any] = {"library": None}
 
 LibraryOption = Annotated[
     Path | None,
-    typer.Option("--library", "-L", help="Library folder (default: $DREAMDEPOT_LIBRARY or "
-                 "the XDG data dir).", envvar="DREAMDEPOT_LIBRARY"),
+    typer.Option(
+        "--library",
+        "-L",
+        help="Library folder (default: $DREAMDEPOT_LIBRARY or the XDG data dir).",
+        envvar="DREAMDEPOT_LIBRARY",
+    ),
 ]
 
 
@@ -108,7 +113,9 @@ def _scan_progress() -> _RateProgress:
     )
 
 
-def run_scan(lib: Library, roots: list[Root] | None = None, retry_errors: bool = False) -> ScanStats:
+def run_scan(
+    lib: Library, roots: list[Root] | None = None, retry_errors: bool = False
+) -> ScanStats:
     with _scan_progress() as progress:
         return lib.indexer(progress=RichProgress(progress)).scan(roots, retry_errors=retry_errors)
 
@@ -172,8 +179,11 @@ def watch(
         console.print(f"Watching {len(roots)} folder(s); Ctrl-C to stop.")
 
         def report(paths: list[str]) -> None:
-            console.print(f"indexed {len(paths)} file(s): {', '.join(paths[:5])}"
-                          + (" …" if len(paths) > 5 else ""), highlight=False)
+            console.print(
+                f"indexed {len(paths)} file(s): {', '.join(paths[:5])}"
+                + (" …" if len(paths) > 5 else ""),
+                highlight=False,
+            )
 
         try:
             Watcher(lib.indexer(workers=1), on_indexed=report).run()
@@ -183,7 +193,7 @@ def watch(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Query, e.g. \'fox tag:best steps:20..30\'.')] = "",
+    query: Annotated[str, typer.Argument(help="Query, e.g. 'fox tag:best steps:20..30'.")] = "",
     limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
@@ -212,8 +222,9 @@ def search(
                 (item["prompt"] or "")[:80], paths[0]["path"] if paths else "",
             )  # fmt: skip
         console.print(table)
-        console.print(f"{len(page.items)} shown" + (" (more: raise --limit)" if page.next_cursor
-                                                     else ""))
+        console.print(
+            f"{len(page.items)} shown" + (" (more: raise --limit)" if page.next_cursor else "")
+        )
 
 
 @app.command()
@@ -253,16 +264,24 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             )
         ]
         warnings = [
-            {"id": r["id"], "path": (catalog_images.paths_of(lib.conn, r["id"]) or [{}])[0]
-             .get("path"), "reason": r["metadata_error"]}
+            {
+                "id": r["id"],
+                "path": (catalog_images.paths_of(lib.conn, r["id"]) or [{}])[0].get("path"),
+                "reason": r["metadata_error"],
+            }
             for r in lib.conn.execute(
                 "SELECT id, metadata_error FROM images WHERE metadata_error IS NOT NULL"
             )
         ]
         offline = [r.path for r in lib.roots() if not r.online]
     if as_json:
-        sys.stdout.write(json.dumps({"unreadable": errors, "metadata": warnings,
-                                     "offline_roots": offline}, ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"unreadable": errors, "metadata": warnings, "offline_roots": offline},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
         return
     if not errors and not warnings and not offline:
         console.print("All files were read. Nothing to report.")
@@ -275,8 +294,23 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print(f"[yellow]offline[/] {path}", highlight=False)
 
 
-INSPECT_KEYS = ("generator", "prompt", "negative_prompt", "seed", "steps", "sampler", "scheduler",
-                "cfg_scale", "width", "height", "model", "model_hash", "loras", "params", "source")
+INSPECT_KEYS = (
+    "generator",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "sampler",
+    "scheduler",
+    "cfg_scale",
+    "width",
+    "height",
+    "model",
+    "model_hash",
+    "loras",
+    "params",
+    "source",
+)
 
 
 @app.command()
@@ -309,8 +343,9 @@ def inspect(
         full = g.to_dict(include_graph=graph)
         data = {k: full[k] for k in INSPECT_KEYS}
         extra = {k: v for k, v in full.items() if k not in INSPECT_KEYS and k != "raw"}
-        data["loras"] = [{"name": r["name"], "weight": r["weight"], "hash": r["hash"]}
-                         for r in full["loras"]]
+        data["loras"] = [
+            {"name": r["name"], "weight": r["weight"], "hash": r["hash"]} for r in full["loras"]
+        ]
         data.update({k: v for k, v in extra.items() if v not in (None, [], {})})
         data["raw"] = full["raw"]
     if as_json:
@@ -366,8 +401,9 @@ def tag_remove(
 def export(
     query: Annotated[str, typer.Argument(help="Query selecting images (all if empty).")] = "",
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
 ) -> None:
     """Export paths, hashes, parameters, prompts and tags as JSON Lines or CSV."""
     from dreamdepot.export import write_csv, write_jsonl
@@ -427,15 +463,16 @@ def demo(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")]
-    = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
-    token: Annotated[str | None, typer.Option(help="Access token; required off loopback.",
-                                              envvar="DREAMDEPOT_TOKEN")] = None,
-    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")]
-    = False,
-    no_demo: Annotated[bool, typer.Option("--no-demo", help="Never create demo images.")]
-    = False,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Access token; required off loopback.", envvar="DREAMDEPOT_TOKEN"),
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open a browser.")
+    ] = False,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Never create demo images.")] = False,
 ) -> None:
     """Serve the library over HTTP (web UI and API); an empty library gets demo images."""
     from dreamdepot.server.run import run_server
@@ -448,13 +485,21 @@ def serve(
             root = lib.add_root(make_demo_images(lib.path))
             print_scan(run_scan(lib, [root]))
         s = catalog_images.stats(lib.conn)
-        console.print(f"Library {lib.path}: {s['images']:,} images, {s['prompts']:,} prompts, "
-                      f"{s['tags']:,} tags", highlight=False)
+        console.print(
+            f"Library {lib.path}: {s['images']:,} images, {s['prompts']:,} prompts, "
+            f"{s['tags']:,} tags",
+            highlight=False,
+        )
         settings = lib.settings.server
         lib_path = lib.path
     try:
-        run_server(lib_path, host or settings.host, port or settings.port,
-                   token or settings.token, open_browser=not no_browser)
+        run_server(
+            lib_path,
+            host or settings.host,
+            port or settings.port,
+            token or settings.token,
+            open_browser=not no_browser,
+        )
     except DreamDepotError as exc:
         fail(str(exc), 2)
 

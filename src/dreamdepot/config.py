@@ -54,8 +54,16 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, bool) or name == "stealth_check":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                          "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if isinstance(default, int) or name in ("workers", "port"):

@@ -25,22 +25,51 @@ DEMO_FOLDER = "demo-images (generated demo content)"
 
 SUBJECTS = [
     "a red fox in the snow", "an astronaut riding a horse on the moon",
-    "a cyberpunk city street at night, neon signs, rain", "a cute corgi puppy wearing a yellow raincoat",
-    "portrait of an old fisherman, dramatic lighting", "a bowl of ramen, steam rising, food photography",
+    "a cyberpunk city street at night, neon signs, rain",
+    "a cute corgi puppy wearing a yellow raincoat",
+    "portrait of an old fisherman, dramatic lighting",
+    "a bowl of ramen, steam rising, food photography",
     "a lighthouse on a cliff during a storm", "a cozy cabin in an autumn forest",
     "a dragon made of glass, crystal scales", "a samurai cat, ukiyo-e style",
     "a floating island with waterfalls, fantasy landscape", "a vintage robot reading a book",
 ]  # fmt: skip
-STYLES = ["", "masterpiece, best quality", "oil painting", "watercolor", "35mm photo, film grain",
-          "studio ghibli style", "highly detailed, 8k", "low poly, isometric"]
-NEGATIVES = ["lowres, bad anatomy, blurry", "worst quality, low quality, watermark", "",
-             "text, signature, jpeg artifacts"]
-MODELS = [("v1-5-pruned-emaonly", "6ce0161689"), ("sd_xl_base_1.0", "31e35c80fc"),
-          ("juggernautXL_v9", "c9e3e68f89"), ("dreamshaper_8", "879db523c3")]
-SAMPLERS = [("DPM++ 2M", "Karras"), ("Euler a", "Automatic"), ("DPM++ SDE", "Karras"),
-            ("UniPC", "Automatic")]
-PALETTES = [(200, 60, 40), (40, 90, 200), (30, 160, 90), (220, 180, 40), (150, 60, 180),
-            (20, 20, 30), (240, 240, 235)]
+STYLES = [
+    "",
+    "masterpiece, best quality",
+    "oil painting",
+    "watercolor",
+    "35mm photo, film grain",
+    "studio ghibli style",
+    "highly detailed, 8k",
+    "low poly, isometric",
+]
+NEGATIVES = [
+    "lowres, bad anatomy, blurry",
+    "worst quality, low quality, watermark",
+    "",
+    "text, signature, jpeg artifacts",
+]
+MODELS = [
+    ("v1-5-pruned-emaonly", "6ce0161689"),
+    ("sd_xl_base_1.0", "31e35c80fc"),
+    ("juggernautXL_v9", "c9e3e68f89"),
+    ("dreamshaper_8", "879db523c3"),
+]
+SAMPLERS = [
+    ("DPM++ 2M", "Karras"),
+    ("Euler a", "Automatic"),
+    ("DPM++ SDE", "Karras"),
+    ("UniPC", "Automatic"),
+]
+PALETTES = [
+    (200, 60, 40),
+    (40, 90, 200),
+    (30, 160, 90),
+    (220, 180, 40),
+    (150, 60, 180),
+    (20, 20, 30),
+    (240, 240, 235),
+]
 
 
 def _picture(rng: random.Random, size: tuple[int, int], label: str) -> Image.Image:
@@ -51,7 +80,7 @@ def _picture(rng: random.Random, size: tuple[int, int], label: str) -> Image.Ima
         c = tuple(min(255, max(0, ch + rng.randint(-90, 90))) for ch in base)
         x0, y0 = rng.randrange(size[0]), rng.randrange(size[1])
         r = rng.randint(8, max(9, min(size) // 2))
-        d.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=c)  # type: ignore[arg-type]
+        d.ellipse((x0 - r, y0 - r, x0 + r, y0 + r), fill=c)
     d.rectangle((0, size[1] - 14, size[0], size[1]), fill=(0, 0, 0))
     d.text((3, size[1] - 13), f"DEMO {label}", fill=(255, 255, 255))
     return im
@@ -117,28 +146,45 @@ def make_demo_images(folder: Path, count: int = 300, seed: int = 7) -> Path:
             path = out / "a1111-jpeg" / f"{i:05d}-{g.seed}.jpg"
         elif kind in (5, 6):
             graph = _comfy_graph(g)
-            data = png_bytes(im, {"prompt": json.dumps(graph), "workflow": json.dumps({"nodes": []})})
+            data = png_bytes(
+                im, {"prompt": json.dumps(graph), "workflow": json.dumps({"nodes": []})}
+            )
             path = out / "comfyui" / f"ComfyUI_{i:05d}_.png"
         elif kind == 7:
-            exif = build_exif(ifd0={0x0110: b"prompt:" + json.dumps(_comfy_graph(g)).encode()},
-                              little_endian=True)
+            exif = build_exif(
+                ifd0={0x0110: b"prompt:" + json.dumps(_comfy_graph(g)).encode()}, little_endian=True
+            )
             data = webp_bytes(im, exif)
             path = out / "comfyui" / f"ComfyUI_{i:05d}_.webp"
         elif kind == 8:
-            comment = {"prompt": g.prompt, "uc": g.negative_prompt or "", "steps": g.steps,
-                       "scale": g.cfg_scale, "seed": g.seed, "sampler": "k_euler_ancestral",
-                       "width": g.width, "height": g.height}
+            comment = {
+                "prompt": g.prompt,
+                "uc": g.negative_prompt or "",
+                "steps": g.steps,
+                "scale": g.cfg_scale,
+                "seed": g.seed,
+                "sampler": "k_euler_ancestral",
+                "width": g.width,
+                "height": g.height,
+            }
             data = png_bytes(im.convert("RGBA"), {
                 "Title": "NovelAI generated image", "Description": g.prompt or "",
                 "Software": "NovelAI", "Source": "NovelAI Diffusion V4.5 4BDE2A90",
                 "Comment": json.dumps(comment)})  # fmt: skip
             path = out / "novelai" / f"{i:05d}.png"
         else:
-            meta = {"positive_prompt": g.prompt, "negative_prompt": g.negative_prompt or "",
-                    "seed": g.seed, "steps": g.steps, "cfg_scale": g.cfg_scale,
-                    "scheduler": "euler_a", "width": g.width, "height": g.height,
-                    "model": {"name": g.model, "base": "sdxl", "type": "main"},
-                    "app_version": "5.6.0"}
+            meta = {
+                "positive_prompt": g.prompt,
+                "negative_prompt": g.negative_prompt or "",
+                "seed": g.seed,
+                "steps": g.steps,
+                "cfg_scale": g.cfg_scale,
+                "scheduler": "euler_a",
+                "width": g.width,
+                "height": g.height,
+                "model": {"name": g.model, "base": "sdxl", "type": "main"},
+                "app_version": "5.6.0",
+            }
             data = png_bytes(im, {"invokeai_metadata": json.dumps(meta)})
             path = out / "invokeai" / f"{i:05d}.png"
         write_atomic(path, data)

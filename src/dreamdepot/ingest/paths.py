@@ -10,7 +10,9 @@ import os
 
 
 def to_db(rel: str) -> str | bytes:
-    """>>> to_db("a/b.png"), to_db("bad\\udcff.png")
+    """UTF-8-clean names stay text; others become their raw bytes.
+
+    >>> to_db("a/b.png"), to_db("bad\\udcff.png")
     ('a/b.png', b'bad\\xff.png')
     """
     try:

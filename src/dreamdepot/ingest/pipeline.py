@@ -165,8 +165,9 @@ class Indexer:
         ]
         gone_errors = [rel for rel in error_paths if rel not in seen]
         with self.catalog.transaction():
-            conn.execute("UPDATE roots SET online = 1, last_scan_at = ? WHERE id = ?",
-                         (time.time(), root.id))
+            conn.execute(
+                "UPDATE roots SET online = 1, last_scan_at = ? WHERE id = ?", (time.time(), root.id)
+            )
             _update_many(conn, "UPDATE files SET state = 'present' WHERE id = ?", back_online)
             _update_many(conn, "UPDATE files SET state = 'missing' WHERE id = ?", missing)
             conn.executemany(

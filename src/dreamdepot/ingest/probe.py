@@ -135,7 +135,9 @@ def _fill(p: Probe, g: Generation) -> None:
         "seed": seed,
         "denoise": g.denoise,
         "clip_skip": g.clip_skip,
-        "loras": json.dumps([r.to_dict() for r in g.loras], ensure_ascii=False) if g.loras else None,
+        "loras": json.dumps([r.to_dict() for r in g.loras], ensure_ascii=False)
+        if g.loras
+        else None,
         "params": json.dumps(params, ensure_ascii=False, default=str) if params else None,
         "raw_metadata": raw,
         "metadata_source": ",".join(g.source) or None,

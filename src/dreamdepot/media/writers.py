@@ -74,9 +74,9 @@ def build_exif(
     if exif_ifd:
         exif_start = len(out)
         exif_bytes, _ = layout(exif_ifd, exif_start, False)
-        out = bytearray(out)
-        out[8 + slot + 8 : 8 + slot + 12] = struct.pack(e + "I", exif_start)
-        out = bytes(out) + exif_bytes
+        patched = bytearray(out)
+        patched[8 + slot + 8 : 8 + slot + 12] = struct.pack(e + "I", exif_start)
+        out = bytes(patched) + exif_bytes
     return out
 
 

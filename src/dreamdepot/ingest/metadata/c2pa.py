@@ -56,7 +56,13 @@ def summarise(store: bytes) -> C2paSummary:
                 if name:
                     out.actions.append(name)
                 agent = action.get("softwareAgent")
-                agent_name = _s(agent.get("name")) if isinstance(agent, dict) else _s(agent)
+                if isinstance(agent, dict):
+                    agent_name = _s(agent.get("name"))
+                    version = _s(agent.get("version"))
+                    if agent_name and version:
+                        agent_name = f"{agent_name} {version}"
+                else:
+                    agent_name = _s(agent)
                 if agent_name and agent_name not in out.software_agents:
                     out.software_agents.append(agent_name)
                 dst = _s(action.get("digitalSourceType"))
@@ -69,7 +75,9 @@ def _s(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _cbor_boxes(data: bytes, start: int, end: int, label: str, depth: int) -> list[tuple[str, bytes]]:
+def _cbor_boxes(
+    data: bytes, start: int, end: int, label: str, depth: int
+) -> list[tuple[str, bytes]]:
     """(label of the enclosing superbox, CBOR payload) for every cbor content box."""
     if depth > _MAX_DEPTH:
         raise MetadataError("C2PA: JUMBF nests too deeply")

@@ -94,39 +94,44 @@ class _Walker:
         has_cond = any(k in ins for k in ("positive", "guider", "conditioning"))
         return has_seed and has_steps and has_cond
 
-    def resolve_scalar(self, value: Any, keys: tuple[str, ...], depth: int = 0) -> Any:
-        """Follow a link to a primitive-like node and return its value."""
-        if not is_link(value):
-            return value
-        if depth > MAX_DEPTH:
-            return None
-        found = self.node(value)
-        if found is None:
-            return None
-        ins = self.inputs(found[1])
-        for k in keys:
-            if k in ins:
-                return self.resolve_scalar(ins[k], keys, depth + 1)
-        for v in ins.values():
-            if isinstance(v, int | float | str) and not isinstance(v, bool):
-                return v
-        return None
+    def resolve_scalar(self, value: Any, keys: tuple[str, ...]) -> Any:
+        """Follow links to a primitive-like node and return its value (cycles end in None)."""
+        seen: set[str] = set()
+        while is_link(value):
+            found = self.node(value)
+            if found is None or found[0] in seen or len(seen) > MAX_DEPTH:
+                return None
+            seen.add(found[0])
+            ins = self.inputs(found[1])
+            key = next((k for k in keys if k in ins), None)
+            if key is None:
+                return next(
+                    (
+                        v
+                        for v in ins.values()
+                        if isinstance(v, int | float | str) and not isinstance(v, bool)
+                    ),
+                    None,
+                )
+            value = ins[key]
+        return value
 
-    def resolve_text(self, value: Any, depth: int = 0) -> str | None:
+    def resolve_text(self, value: Any, seen: set[str] | None = None) -> str | None:
+        """A text input's string, following links through string and concat nodes."""
         if isinstance(value, str):
             return value
-        if not is_link(value) or depth > MAX_DEPTH:
-            return None
+        seen = set() if seen is None else seen
         found = self.node(value)
-        if found is None:
+        if found is None or found[0] in seen or len(seen) > MAX_DEPTH:
             return None
+        seen.add(found[0])
         ins = self.inputs(found[1])
         for k in _TEXT_RESOLVE_KEYS:
             if k in ins:
-                text = self.resolve_text(ins[k], depth + 1)
+                text = self.resolve_text(ins[k], seen)
                 if text is not None:
                     return text
-        parts = [self.resolve_text(v, depth + 1) for k, v in ins.items() if k.startswith("text")]
+        parts = [self.resolve_text(v, seen) for k, v in ins.items() if k.startswith("text")]
         joined = " ".join(p for p in parts if p)
         return joined or None
 
@@ -148,11 +153,16 @@ class _Walker:
                 if encoded not in texts:
                     texts.append(encoded)
                 continue
-            nexts = [
-                v
-                for k, v in ins.items()
-                if is_link(v) and ("conditioning" in k or k in ("positive", "base_positive"))
-            ]
+            if is_link(ins.get("positive")) and is_link(ins.get("negative")):
+                # a pass-through pair (ControlNetApplyAdvanced, InpaintModelConditioning…):
+                # output slot 0 carries the positive side, slot 1 the negative
+                nexts = [ins["negative"] if cur[1] == 1 else ins["positive"]]
+            else:
+                nexts = [
+                    v
+                    for k, v in ins.items()
+                    if is_link(v) and ("conditioning" in k or k in ("positive", "base_positive"))
+                ]
             stack.extend((v, depth + 1) for v in reversed(nexts))
         return texts
 
@@ -302,9 +312,7 @@ def generation_from_graph(
     if not samplers:
         # No sampler (e.g. an upscale-only workflow): still report the texts we can find.
         texts = [
-            t
-            for node in graph.values()
-            if (t := w._encoder_text(w.inputs(node))) is not None and t
+            t for node in graph.values() if (t := w._encoder_text(w.inputs(node))) is not None and t
         ]
         if not texts and not any(
             any(k in w.inputs(n) for k in _MODEL_KEYS) for n in graph.values()
@@ -329,7 +337,12 @@ def generation_from_graph(
             break
     main = main or samplers[0]
     first = _sampler_pass(w, main)
-    g.seed, g.steps, g.cfg_scale, g.denoise = first.seed, first.steps, first.cfg_scale, first.denoise
+    g.seed, g.steps, g.cfg_scale, g.denoise = (
+        first.seed,
+        first.steps,
+        first.cfg_scale,
+        first.denoise,
+    )
     g.sampler, g.scheduler, g.model = first.sampler, first.scheduler, first.model
     g.prompt, g.negative_prompt = first.prompt, first.negative_prompt
     g.loras = first.extra.pop("loras", [])

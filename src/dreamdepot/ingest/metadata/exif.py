@@ -59,11 +59,16 @@ def parse_exif(data: bytes) -> dict[str, bytes]:
         endian = ">"
     else:
         raise MetadataError("EXIF: no TIFF header")
+    if len(data) < 8:
+        raise MetadataError("EXIF: truncated header")
     (ifd0,) = struct.unpack(endian + "I", data[4:8])
     out: dict[str, bytes] = {}
-    exif_ptr = _read_ifd(data, ifd0, endian, out, prefix="IFD0:")
-    if exif_ptr:
-        _read_ifd(data, exif_ptr, endian, out, prefix="")
+    try:
+        exif_ptr = _read_ifd(data, ifd0, endian, out, prefix="IFD0:")
+        if exif_ptr:
+            _read_ifd(data, exif_ptr, endian, out, prefix="")
+    except struct.error as exc:
+        raise MetadataError("EXIF: truncated IFD") from exc
     for key in list(out):
         if key.startswith("IFD0:") and key[5:] not in out:
             out[key[5:]] = out[key]
@@ -98,10 +103,7 @@ def _read_ifd(data: bytes, offset: int, endian: str, out: dict[str, bytes], pref
             value = data[entry + 8 : entry + 8 + size]
         else:
             (ptr,) = struct.unpack(endian + "I", data[entry + 8 : entry + 12])
-            if ptr + size > len(data):
-                value = data[ptr : len(data)]
-            else:
-                value = data[ptr : ptr + size]
+            value = data[ptr : len(data)] if ptr + size > len(data) else data[ptr : ptr + size]
         out[prefix + name] = bytes(value)
     return exif_ptr
 

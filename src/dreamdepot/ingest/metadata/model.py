@@ -102,7 +102,9 @@ def to_int(value: Any) -> int | None:
 
 
 def to_float(value: Any) -> float | None:
-    """>>> to_float("7.5"), to_float(7), to_float("nan"), to_float([])
+    """Numbers arrive as numbers or strings; NaN and infinities are no value.
+
+    >>> to_float("7.5"), to_float(7), to_float("nan"), to_float([])
     (7.5, 7.0, None, None)
     """
     if value is None or isinstance(value, bool):

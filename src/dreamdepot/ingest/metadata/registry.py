@@ -93,6 +93,10 @@ def generation_from_container(
         except MetadataError as exc:
             error = error or exc
             continue
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+            # A reader bug must not cost the user the file: report it as broken metadata.
+            error = error or MetadataError(f"{reader.name} reader failed: {type(exc).__name__}")
+            continue
         if result is not None:
             break
     if result is not None and result.generator == "comfyui":

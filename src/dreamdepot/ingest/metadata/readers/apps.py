@@ -108,7 +108,17 @@ def read_gradio_json(c: Container, path: Path | None = None) -> Generation | Non
     g.width, g.height = parse_size((to_str(data.get("resolution")) or "").replace(" ", ""))
     g.model = to_str(data.get("Model") or data.get("model"))
     g.model_hash = to_str(data.get("Model hash"))
-    known = {"prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale",
-             "sampler", "resolution", "Model", "model", "Model hash"}
+    known = {
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "num_inference_steps",
+        "guidance_scale",
+        "sampler",
+        "resolution",
+        "Model",
+        "model",
+        "Model hash",
+    }
     g.params = {k: v for k, v in data.items() if k not in known}
     return g

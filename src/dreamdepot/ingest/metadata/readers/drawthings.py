@@ -34,6 +34,9 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
     g.model = to_str(data.get("model"))
     g.width, g.height = parse_size(data.get("size"))
     g.denoise = to_float(data.get("strength"))
-    g.params = {k: v for k, v in data.items()
-                if k not in ("c", "uc", "seed", "steps", "scale", "sampler", "model", "size")}
+    g.params = {
+        k: v
+        for k, v in data.items()
+        if k not in ("c", "uc", "seed", "steps", "scale", "sampler", "model", "size")
+    }
     return g

@@ -80,9 +80,23 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
     g.denoise = strength if data.get("init_image") else None
     lora = to_str(data.get("use_lora_model"))
     if lora and lora != "None":
-        g.loras.append(Resource(Path(lora.replace("\\", "/")).name, to_float(data.get("lora_alpha"))))
-    known = {"prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale",
-             "sampler_name", "width", "height", "use_stable_diffusion_model", "use_vae_model",
-             "clip_skip", "use_lora_model", "lora_alpha"}
+        g.loras.append(
+            Resource(Path(lora.replace("\\", "/")).name, to_float(data.get("lora_alpha")))
+        )
+    known = {
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "num_inference_steps",
+        "guidance_scale",
+        "sampler_name",
+        "width",
+        "height",
+        "use_stable_diffusion_model",
+        "use_vae_model",
+        "clip_skip",
+        "use_lora_model",
+        "lora_alpha",
+    }
     g.params = {k: v for k, v in data.items() if k not in known}
     return g

@@ -64,8 +64,11 @@ def _fooocus(data: dict[str, Any], raw: str, source: str, c: Container) -> Gener
     for lora in data.get("loras") or []:
         if isinstance(lora, list | tuple) and lora:
             g.loras.append(
-                Resource(str(lora[0]), to_float(lora[1]) if len(lora) > 1 else None,
-                         to_str(lora[2]) if len(lora) > 2 else None)
+                Resource(
+                    str(lora[0]),
+                    to_float(lora[1]) if len(lora) > 1 else None,
+                    to_str(lora[2]) if len(lora) > 2 else None,
+                )
             )
     known = {
         "prompt", "negative_prompt", "seed", "steps", "guidance_scale", "cfg", "sampler",
@@ -77,7 +80,9 @@ def _fooocus(data: dict[str, Any], raw: str, source: str, c: Container) -> Gener
     if refiner and refiner != "None":
         from dreamdepot.ingest.metadata.model import Pass
 
-        g.passes.append(Pass("refiner", model=refiner, extra={"switch": data.get("refiner_switch")}))
+        g.passes.append(
+            Pass("refiner", model=refiner, extra={"switch": data.get("refiner_switch")})
+        )
     return g
 
 
@@ -97,7 +102,21 @@ def _ruined(data: dict[str, Any], raw: str, source: str) -> Generation:
     for lora in data.get("loras") or []:
         if isinstance(lora, dict) and lora.get("name"):
             g.loras.append(Resource(str(lora["name"]), to_float(lora.get("weight"))))
-    known = {"Prompt", "Negative", "seed", "steps", "cfg", "sampler_name", "scheduler", "width",
-             "height", "base_model_name", "base_model_hash", "denoise", "clip_skip", "loras"}
+    known = {
+        "Prompt",
+        "Negative",
+        "seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "width",
+        "height",
+        "base_model_name",
+        "base_model_hash",
+        "denoise",
+        "clip_skip",
+        "loras",
+    }
     g.params = {k: v for k, v in data.items() if k not in known}
     return g

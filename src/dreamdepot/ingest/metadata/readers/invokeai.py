@@ -81,12 +81,11 @@ def _from_v2(sd: dict[str, Any], c: Container) -> Generation:
     g = Generation(generator="invokeai", raw=c.texts["sd-metadata"])
     g.source.append("png:sd-metadata")
     g.generator_version = to_str(sd.get("app_version"))
-    image = sd.get("image") if isinstance(sd.get("image"), dict) else {}
+    raw_image = sd.get("image")
+    image: dict[str, Any] = raw_image if isinstance(raw_image, dict) else {}
     prompt = image.get("prompt")
     if isinstance(prompt, list):
-        prompt = " ".join(
-            str(p.get("prompt", "")) for p in prompt if isinstance(p, dict)
-        )
+        prompt = " ".join(str(p.get("prompt", "")) for p in prompt if isinstance(p, dict))
     g.prompt, g.negative_prompt = split_bracket_negative(to_str(prompt) or "")
     g.prompt = g.prompt or None
     g.seed, g.steps = to_int(image.get("seed")), to_int(image.get("steps"))

@@ -32,8 +32,9 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
             texts = {
                 "Source": c.exif.get("IFD0:Software", ""),
                 "Description": c.exif.get("IFD0:ImageDescription", "").lstrip("\x00"),
-                "Comment": comment if isinstance(comment, str) else None,
             }
+            if isinstance(comment, str):
+                texts["Comment"] = comment
             source_label = f"{c.format}:exif"
         else:
             return None
@@ -63,14 +64,24 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
     g.sampler = to_str(data.get("sampler"))
     g.scheduler = to_str(data.get("noise_schedule"))
     g.width, g.height = to_int(data.get("width")), to_int(data.get("height"))
-    g.denoise = to_float(data.get("strength")) if data.get("request_type") == "Img2ImgRequest" else None
+    g.denoise = (
+        to_float(data.get("strength")) if data.get("request_type") == "Img2ImgRequest" else None
+    )
     source = texts.get("Source")
     if source:
         g.model, g.model_hash = split_source(source)
-    known = {"prompt", "uc", "seed", "steps", "scale", "sampler", "noise_schedule", "width", "height"}
-    g.params.update(
-        {k: v for k, v in data.items() if k not in known and not k.startswith("v4_")}
-    )
+    known = {
+        "prompt",
+        "uc",
+        "seed",
+        "steps",
+        "scale",
+        "sampler",
+        "noise_schedule",
+        "width",
+        "height",
+    }
+    g.params.update({k: v for k, v in data.items() if k not in known and not k.startswith("v4_")})
     if texts.get("Generation time"):
         g.params["generation_time"] = texts["Generation time"]
     return g

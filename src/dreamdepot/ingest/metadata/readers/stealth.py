@@ -81,9 +81,9 @@ def read_pixels(path: Path) -> np.ndarray | None:
     with Image.open(path) as im:
         if im.width * im.height > MAX_PIXELS:
             return None
-        if im.mode not in ("RGBA", "RGB"):
-            im = im.convert("RGBA" if "A" in im.mode else "RGB")
-        return np.asarray(im)
+        if im.mode in ("RGBA", "RGB"):
+            return np.asarray(im)
+        return np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB"))
 
 
 def read(c: Container, path: Path | None = None) -> Generation | None:

@@ -15,8 +15,11 @@ from dreamdepot.ingest.metadata.readers._json import loads_object
 
 def _find(c: Container) -> tuple[str, str, dict[str, Any]] | None:
     places = [("png:parameters", c.texts.get("parameters"))]
-    places += [(f"{c.format}:exif:{k}", v) for k, v in c.exif.items()
-               if k.removeprefix("IFD0:") in ("UserComment", "Model")]
+    places += [
+        (f"{c.format}:exif:{k}", v)
+        for k, v in c.exif.items()
+        if k.removeprefix("IFD0:") in ("UserComment", "Model")
+    ]
     for label, text in places:
         if text and "sui_image_params" in text:
             data = loads_object(text)
@@ -54,8 +57,22 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
         ws = weights if isinstance(weights, list) else []
         for i, name in enumerate(loras):
             g.loras.append(Resource(str(name), to_float(ws[i]) if i < len(ws) else None))
-    known = {"prompt", "negativeprompt", "seed", "steps", "cfgscale", "sampler", "scheduler",
-             "width", "height", "model", "vae", "swarm_version", "loras", "loraweights"}
+    known = {
+        "prompt",
+        "negativeprompt",
+        "seed",
+        "steps",
+        "cfgscale",
+        "sampler",
+        "scheduler",
+        "width",
+        "height",
+        "model",
+        "vae",
+        "swarm_version",
+        "loras",
+        "loraweights",
+    }
     g.params = {k: v for k, v in p.items() if k not in known}
     if isinstance(data.get("sui_extra_data"), dict):
         g.params["extra"] = data["sui_extra_data"]
