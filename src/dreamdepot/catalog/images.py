@@ -103,7 +103,7 @@ def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
 
 
 def _summary(r: sqlite3.Row) -> dict[str, Any]:
-    d = {k: r[k] for k in r if not k.startswith("_")}
+    d = {k: r[k] for k in r.keys() if not k.startswith("_")}  # noqa: SIM118 (sqlite3.Row)
     d["favorite"] = bool(d["favorite"])
     return d
 
