@@ -114,10 +114,18 @@ def _scan_progress() -> _RateProgress:
 
 
 def run_scan(
-    lib: Library, roots: list[Root] | None = None, retry_errors: bool = False
+    lib: Library,
+    roots: list[Root] | None = None,
+    retry_errors: bool = False,
+    full_hash: bool = True,
 ) -> ScanStats:
+    """Index (first pass: headers and sampled hashes), then complete full content hashes."""
     with _scan_progress() as progress:
-        return lib.indexer(progress=RichProgress(progress)).scan(roots, retry_errors=retry_errors)
+        indexer = lib.indexer(progress=RichProgress(progress))
+        stats = indexer.scan(roots, retry_errors=retry_errors)
+        if full_hash:
+            indexer.hash_pending()
+        return stats
 
 
 def print_scan(stats: ScanStats) -> None:
@@ -157,10 +165,13 @@ def add(
 @app.command()
 def scan(
     retry_errors: Annotated[bool, typer.Option(help="Re-read files that failed before.")] = False,
+    full_hash: Annotated[
+        bool, typer.Option(help="Also complete full-content hashes after indexing.")
+    ] = True,
 ) -> None:
     """Re-scan every registered folder: new, changed, moved and deleted files."""
     with open_library() as lib:
-        print_scan(run_scan(lib, retry_errors=retry_errors))
+        print_scan(run_scan(lib, retry_errors=retry_errors, full_hash=full_hash))
 
 
 @app.command()

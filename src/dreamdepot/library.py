@@ -89,6 +89,17 @@ class Library:
     def roots(self) -> list[Root]:
         return self.indexer().roots()
 
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.path / "thumbs"
+
+    def make_thumbnails(self, progress: Progress | None = None) -> int:
+        """Background stage after indexing: grid thumbnails, placeholders, perceptual hashes.
+        (Preview-size thumbnails are made on demand, when a detail view asks.)"""
+        return self.indexer(progress=progress).media_pending(
+            str(self.thumbs_dir), (self.settings.thumb_size,)
+        )
+
     def indexer(self, progress: Progress | None = None, workers: int | None = None) -> Indexer:
         return Indexer(
             self.catalog,

@@ -305,6 +305,16 @@ def _hash(value: str, tok: Token, query: str) -> Clause:
     return "(images.content_hash LIKE ? OR images.full_hash LIKE ?)", [value + "%", value + "%"]
 
 
+def _album(value: str, tok: Token, query: str) -> Clause:
+    if not value:
+        raise QueryError("expected an album name after 'album:'", tok.pos, query)
+    return (
+        "images.id IN (SELECT image_id FROM album_images WHERE album_id = "
+        "(SELECT id FROM albums WHERE name = ? COLLATE NOCASE))",
+        [value],
+    )
+
+
 MISSING_SQL = (
     "NOT EXISTS (SELECT 1 FROM files WHERE files.image_id = images.id AND files.state = 'present')"
 )
@@ -329,6 +339,7 @@ FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "aspect": _aspect,
     "date": _date,
     "folder": _folder,
+    "album": _album,
     "prompt": _prompt,
     "negative": _prompt,
     "id": _id,
@@ -340,6 +351,8 @@ FLAGS: dict[str, str] = {
     "missing": MISSING_SQL,
     "untagged": "NOT EXISTS (SELECT 1 FROM image_tags WHERE image_id = images.id)",
     "noprompt": "images.prompt_id IS NULL",
+    "dupes": "images.phash IN (SELECT phash FROM images WHERE phash IS NOT NULL "
+    "GROUP BY phash HAVING count(*) > 1)",
 }
 for _name, _sql in FLAGS.items():
     FIELDS[_name] = _flag(_sql)

@@ -13,6 +13,7 @@ Stages, like beets' importer:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import multiprocessing
 import os
 import signal
@@ -27,6 +28,8 @@ from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
 from dreamdepot.ingest.paths import from_db, to_db
 from dreamdepot.ingest.probe import Probe, probe_many
 from dreamdepot.ingest.scanner import WalkProblems, walk
+from dreamdepot.media.identity import full_hash
+from dreamdepot.media.thumbs import MediaResult, make_media
 
 IN_PROCESS_BELOW = 48
 
@@ -261,6 +264,90 @@ class Indexer:
             )
             return cur.rowcount
 
+    # -- background stage: full content hashes ---------------------------------------------
+
+    def hash_pending(self, batch: int = 256) -> int:
+        """Fill ``images.full_hash`` (the whole file's BLAKE2b) where it is still missing.
+
+        The first pass identifies images by a sampled hash so it stays bound by header
+        reads; this stage reads whole files afterwards, in worker processes, and commits per
+        batch (resumable like the scan).
+        """
+        rows = self.catalog.conn.execute(
+            "SELECT i.id, r.path, f.rel_path FROM images i JOIN files f ON f.id = "
+            "(SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1) "
+            "JOIN roots r ON r.id = f.root_id WHERE i.full_hash IS NULL"
+        ).fetchall()
+        work = [(r[0], os.path.join(r[1], from_db(r[2]))) for r in rows]
+        if not work:
+            return 0
+        self.progress.begin("Hashing", len(work))
+        done = 0
+
+        def write(results: list[tuple[int, str | None]]) -> None:
+            nonlocal done
+            with self.catalog.transaction() as conn:
+                conn.executemany(
+                    "UPDATE images SET full_hash = ? WHERE id = ?",
+                    [(h, i) for i, h in results if h is not None],
+                )
+            done += sum(1 for _, h in results if h is not None)
+            self.progress.advance(len(results))
+
+        chunks = [work[i : i + batch] for i in range(0, len(work), batch)]
+        if self.workers <= 1 or len(work) < IN_PROCESS_BELOW:
+            for part in chunks:
+                write(_hash_many(part))
+            return done
+        ctx = multiprocessing.get_context("fork")
+        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
+            for results in pool.map(_hash_many, chunks):
+                write(results)
+        return done
+
+    # -- background stage: thumbnails, placeholders, perceptual hashes ----------------------
+
+    def media_pending(self, thumbs_dir: str, sizes: tuple[int, ...], batch: int = 16) -> int:
+        """Make thumbnails, placeholders and perceptual hashes for images that lack them.
+
+        Decoding is the expensive part, so it runs in worker processes; a file that cannot
+        be decoded gets ``media_error`` (the API then serves a fallback tile).
+        """
+        rows = self.catalog.conn.execute(
+            "SELECT i.id, i.content_hash, r.path, f.rel_path FROM images i JOIN files f ON f.id ="
+            " (SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1)"
+            " JOIN roots r ON r.id = f.root_id"
+            " WHERE i.thumb_key IS NULL AND i.media_error IS NULL ORDER BY i.created_at DESC"
+        ).fetchall()
+        work = [(r[0], r[1], os.path.join(r[2], from_db(r[3]))) for r in rows]
+        if not work:
+            return 0
+        self.progress.begin("Thumbnails", len(work))
+        done = 0
+
+        def write(results: list[tuple[int, MediaResult]]) -> None:
+            nonlocal done
+            with self.catalog.transaction() as conn:
+                conn.executemany(
+                    "UPDATE images SET thumb_key = ?, placeholder = ?, phash = ?, media_error = ?"
+                    " WHERE id = ?",
+                    [(m.thumb_key, m.placeholder, m.phash, m.error, i) for i, m in results],
+                )
+            done += len(results)
+            self.progress.advance(len(results))
+
+        chunks = [work[i : i + batch] for i in range(0, len(work), batch)]
+        job = functools.partial(_media_many, thumbs_dir=thumbs_dir, sizes=sizes)
+        if self.workers <= 1 or len(work) < 8:
+            for part in chunks:
+                write(job(part))
+            return done
+        ctx = multiprocessing.get_context("fork")
+        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
+            for results in pool.map(job, chunks):
+                write(results)
+        return done
+
     # -- a few paths (the watcher) -------------------------------------------------------
 
     def index_paths(self, root: Root, rel_paths: list[str]) -> tuple[ScanStats, list[Probe]]:
@@ -301,6 +388,22 @@ class Indexer:
                 ).rowcount
         self._record_moves()
         return n
+
+
+def _media_many(
+    items: list[tuple[int, str, str]], thumbs_dir: str, sizes: tuple[int, ...]
+) -> list[tuple[int, MediaResult]]:
+    return [(i, make_media(path, h, thumbs_dir, sizes)) for i, h, path in items]
+
+
+def _hash_many(items: list[tuple[int, str]]) -> list[tuple[int, str | None]]:
+    out: list[tuple[int, str | None]] = []
+    for image_id, path in items:
+        try:
+            out.append((image_id, full_hash(path)))
+        except OSError:
+            out.append((image_id, None))  # vanished or unreadable: the next scan will tell
+    return out
 
 
 def _update_many(conn: sqlite3.Connection, sql: str, ids: list[int]) -> None:

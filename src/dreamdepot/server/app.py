@@ -1,0 +1,149 @@
+"""The app factory: settings, auth, error shapes, routers, static UI.
+
+Every error is JSON ``{"error": message, ...}`` with a 4xx status; a query error also says
+the position. Route handlers stay thin: they call catalog functions.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from dreamdepot import __version__
+from dreamdepot.config import Settings, load_settings
+from dreamdepot.errors import DreamDepotError, QueryError
+from dreamdepot.server.events import EventBus
+from dreamdepot.server.store import Store
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+TOKEN_COOKIE = "dreamdepot_token"
+
+
+@dataclass
+class AppState:
+    library_path: Path
+    settings: Settings
+    store: Store
+    events: EventBus
+    token: str | None
+    roots: dict[int, str] = field(default_factory=dict)
+    background: list[threading.Thread] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def refresh_roots(self) -> None:
+        self.roots = {r[0]: r[1] for r in self.store.read().execute("SELECT id, path FROM roots")}
+
+
+def state(request: Request) -> AppState:
+    dd: AppState = request.app.state.dd
+    return dd
+
+
+class TokenAuth(BaseHTTPMiddleware):
+    """With a token configured, every request must carry it: ``Authorization: Bearer``, the
+    ``dreamdepot_token`` cookie, or ``?token=`` (which then sets the cookie, so image URLs
+    inside the page work)."""
+
+    def __init__(self, app: FastAPI, token: str) -> None:
+        super().__init__(app)
+        self.token = token
+
+    def _ok(self, value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        auth = request.headers.get("authorization", "")
+        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        query_token = request.query_params.get("token")
+        if self._ok(bearer) or self._ok(request.cookies.get(TOKEN_COOKIE)):
+            return await call_next(request)
+        if self._ok(query_token):
+            response = await call_next(request)
+            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+            return response
+        return JSONResponse(
+            {"error": "authentication required: pass the access token"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def create_app(library_path: Path, token: str | None = None) -> FastAPI:
+    from dreamdepot.server.routes import albums, files, images, prompts, system, tags
+
+    library_path = Path(library_path)
+    settings = load_settings(library_path)
+    token = token or settings.server.token
+    app = FastAPI(
+        title="Dream Depot",
+        version=__version__,
+        description="Browse, search and tag a library of AI-generated images.",
+        redirect_slashes=False,
+    )
+    app.state.dd = AppState(
+        library_path=library_path,
+        settings=settings,
+        store=Store(library_path / "catalog.sqlite"),
+        events=EventBus(),
+        token=token,
+    )
+    app.state.dd.refresh_roots()
+    if token:
+        app.add_middleware(TokenAuth, token=token)  # type: ignore[arg-type]
+
+    @app.exception_handler(QueryError)
+    async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
+
+    @app.exception_handler(DreamDepotError)
+    async def _dd_error(request: Request, exc: DreamDepotError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [".".join(str(p) for p in e["loc"][1:]) for e in exc.errors()]
+        details = [
+            {"field": f, "message": str(e.get("msg"))}
+            for f, e in zip(fields, exc.errors(), strict=True)
+        ]
+        return JSONResponse(
+            {
+                "error": f"invalid {', '.join(f for f in fields if f) or 'request'}",
+                "fields": fields,
+                "details": details,
+            },
+            status_code=422,
+        )
+
+    for module in (images, tags, albums, prompts, files, system):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        page = WEB_DIR / "index.html"
+        if not page.exists():
+            return JSONResponse({"name": "Dream Depot", "api": "/docs"})
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if "/" in name or name.startswith(".") or not (WEB_DIR / name).is_file():
+            raise HTTPException(404, "not found")
+        return FileResponse(WEB_DIR / name, headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,109 @@
+"""Work the server does besides answering requests: scans, the thumbnail stage and the
+watcher, each in its own thread with its own catalog connection, reporting over SSE."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from dreamdepot.catalog.db import Catalog
+from dreamdepot.ingest.pipeline import Indexer
+from dreamdepot.server.app import AppState
+
+_scan_lock = threading.Lock()
+
+
+class EventProgress:
+    """The pipeline's Progress protocol, published as SSE events (throttled)."""
+
+    def __init__(self, st: AppState, kind: str) -> None:
+        self.st, self.kind = st, kind
+        self.total = self.done = 0
+        self.description = ""
+        self._last = 0.0
+
+    def begin(self, description: str, total: int) -> None:
+        self.description, self.total, self.done = description, total, 0
+        self.st.events.publish(self.kind, {"stage": description, "done": 0, "total": total})
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last > 0.25 or self.done >= self.total:
+            self._last = now
+            self.st.events.publish(
+                self.kind, {"stage": self.description, "done": self.done, "total": self.total}
+            )
+
+
+def _indexer(st: AppState, kind: str) -> tuple[Catalog, Indexer]:
+    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    return catalog, Indexer(
+        catalog,
+        workers=st.settings.workers,
+        stealth_check=st.settings.stealth_check,
+        progress=EventProgress(st, kind),
+    )
+
+
+def thumbnails(st: AppState) -> int:
+    catalog, indexer = _indexer(st, "thumbnails")
+    try:
+        n = indexer.media_pending(str(st.library_path / "thumbs"), (st.settings.thumb_size,))
+    finally:
+        catalog.close()
+    if n:
+        st.events.publish("thumbnails", {"stage": "done", "done": n, "total": n})
+    return n
+
+
+def scan_in_background(st: AppState) -> bool:
+    if not _scan_lock.acquire(blocking=False):
+        return False
+
+    def run() -> None:
+        try:
+            catalog, indexer = _indexer(st, "scan")
+            try:
+                stats = indexer.scan()
+                st.refresh_roots()
+                st.events.publish(
+                    "scan",
+                    {
+                        "stage": "done",
+                        "new_images": stats.new_images,
+                        "missing": stats.missing,
+                        "errors": stats.errors,
+                    },
+                )
+            finally:
+                catalog.close()
+            thumbnails(st)
+        finally:
+            _scan_lock.release()
+
+    t = threading.Thread(target=run, name="dreamdepot-scan", daemon=True)
+    t.start()
+    st.background.append(t)
+    return True
+
+
+def start_watcher(st: AppState) -> threading.Thread:
+    from dreamdepot.ingest.watcher import Watcher
+
+    def on_indexed(paths: list[str]) -> None:
+        st.events.publish("indexed", {"count": len(paths), "paths": paths[:20]})
+        thumbnails(st)
+
+    def run() -> None:
+        catalog, indexer = _indexer(st, "scan")
+        indexer.workers = 1
+        try:
+            Watcher(indexer, on_indexed=on_indexed).run(st.stop)
+        finally:
+            catalog.close()
+
+    t = threading.Thread(target=run, name="dreamdepot-watch", daemon=True)
+    t.start()
+    st.background.append(t)
+    return t

@@ -1,0 +1,258 @@
+"""Images: list by query (keyset pages), detail, rating, favourite, original, thumbnails."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.ingest.paths import from_db
+from dreamdepot.media.thumbs import (
+    PREVIEW_SIZE,
+    fallback_thumbnail,
+    make_media,
+    thumb_key,
+)
+from dreamdepot.server.app import AppState, state
+from dreamdepot.server.routes.files import confined
+
+router = APIRouter(prefix="/api", tags=["images"])
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def thumbnail_url(content_hash: str, size: int) -> str:
+    return f"/api/thumbs/{content_hash}/{size}.avif"
+
+
+def present(item: dict[str, Any], st: AppState) -> dict[str, Any]:
+    """Add the URLs a client needs; every list item carries its placeholder inline."""
+    item = dict(item)
+    item["thumbnail_url"] = thumbnail_url(item["content_hash"], st.settings.thumb_size)
+    item["preview_url"] = thumbnail_url(item["content_hash"], PREVIEW_SIZE)
+    item["file_url"] = f"/api/images/{item['id']}/file"
+    if item.get("placeholder") is None:
+        item["placeholder"] = (
+            "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxIDEiPjxyZWN0IHdpZHRoPSIxIiBoZWlnaHQ9IjEiIGZpbGw9IiMzMzMiLz48L3N2Zz4="
+        )
+    item.pop("thumb_key", None)
+    return item
+
+
+@router.get("/images")
+def list_images(
+    request: Request,
+    q: str = "",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Images matching the query language, newest first unless ``sort:`` says otherwise.
+    ``limit`` is capped at 1,000; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    st = state(request)
+    page = catalog_images.search(st.store.read(), q, limit=limit, cursor=cursor)
+    return {"items": [present(i, st) for i in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/images/count")
+def count_images(request: Request, q: str = "") -> dict[str, int]:
+    from dreamdepot.catalog.query import parse
+
+    parsed = parse(q)
+    conn = state(request).store.read()
+    n = conn.execute(f"SELECT count(*) FROM images WHERE {parsed.where}", parsed.params).fetchone()
+    return {"count": n[0]}
+
+
+def _detail_or_404(st: AppState, image_id: int) -> dict[str, Any]:
+    d = catalog_images.detail(st.store.read(), image_id)
+    if d is None:
+        raise HTTPException(404, f"no image {image_id}")
+    return d
+
+
+@router.get("/images/{image_id}")
+def image_detail(request: Request, image_id: int) -> dict[str, Any]:
+    """Every parameter of one image, its files, tags, albums and lineage."""
+    st = state(request)
+    d = present(_detail_or_404(st, image_id), st)
+    conn = st.store.read()
+    d["albums"] = [
+        r[0]
+        for r in conn.execute(
+            "SELECT a.name FROM album_images ai JOIN albums a ON a.id = ai.album_id "
+            "WHERE ai.image_id = ? ORDER BY a.name",
+            (image_id,),
+        )
+    ]
+    d["children"] = [
+        r[0]
+        for r in conn.execute("SELECT id FROM images WHERE parent_id = ? ORDER BY id", (image_id,))
+    ]
+    d.pop("raw_metadata", None)
+    return d
+
+
+@router.get("/images/{image_id}/raw")
+def image_raw(request: Request, image_id: int) -> dict[str, Any]:
+    """The metadata text exactly as embedded (A1111 infotext, ComfyUI graph JSON, …)."""
+    row = (
+        state(request)
+        .store.read()
+        .execute("SELECT raw_metadata, metadata_source FROM images WHERE id = ?", (image_id,))
+        .fetchone()
+    )
+    if row is None:
+        raise HTTPException(404, f"no image {image_id}")
+    return {"raw": row[0], "source": row[1].split(",") if row[1] else []}
+
+
+class RatingBody(BaseModel):
+    rating: int | None = Field(None, ge=0, le=5)
+
+
+class FavoriteBody(BaseModel):
+    favorite: bool
+
+
+class BulkRatingBody(BaseModel):
+    ids: list[int] = Field(..., max_length=100_000)
+    rating: int | None = Field(None, ge=0, le=5)
+
+
+@router.put("/images/{image_id}/rating")
+def set_rating(request: Request, image_id: int, body: RatingBody) -> dict[str, Any]:
+    with state(request).store.write() as conn:
+        n = conn.execute("UPDATE images SET rating = ? WHERE id = ?", (body.rating, image_id))
+        if n.rowcount == 0:
+            raise HTTPException(404, f"no image {image_id}")
+    return {"id": image_id, "rating": body.rating}
+
+
+@router.put("/images/{image_id}/favorite")
+def set_favorite(request: Request, image_id: int, body: FavoriteBody) -> dict[str, Any]:
+    with state(request).store.write() as conn:
+        n = conn.execute(
+            "UPDATE images SET favorite = ? WHERE id = ?", (int(body.favorite), image_id)
+        )
+        if n.rowcount == 0:
+            raise HTTPException(404, f"no image {image_id}")
+    return {"id": image_id, "favorite": body.favorite}
+
+
+@router.post("/ratings")
+def bulk_rating(request: Request, body: BulkRatingBody) -> dict[str, int]:
+    with state(request).store.write() as conn:
+        n = conn.executemany(
+            "UPDATE images SET rating = ? WHERE id = ?", [(body.rating, i) for i in body.ids]
+        ).rowcount
+    return {"updated": n}
+
+
+def _present_file(st: AppState, image_id: int) -> str:
+    rows = (
+        st.store.read()
+        .execute(
+            "SELECT root_id, rel_path FROM files WHERE image_id = ? AND state = 'present'"
+            " ORDER BY id",
+            (image_id,),
+        )
+        .fetchall()
+    )
+    for root_id, rel in rows:
+        path = confined(st, root_id, from_db(rel))
+        if path is not None:
+            return path
+    raise HTTPException(404, f"image {image_id} has no readable file")
+
+
+@router.get("/images/{image_id}/file")
+def original_file(request: Request, image_id: int) -> Response:
+    """The original file, from inside a registered folder only."""
+    st = state(request)
+    _detail_or_404(st, image_id)
+    return FileResponse(
+        _present_file(st, image_id), headers={"Cache-Control": "private, max-age=60"}
+    )
+
+
+@router.get("/thumbs/{content_hash}/{size}.avif")
+def thumbnail(request: Request, content_hash: str, size: int) -> Response:
+    """Content-addressed AVIF thumbnail; made on demand when missing; a fallback tile (and the
+    reason recorded) when the image cannot be decoded."""
+    st = state(request)
+    if size not in (st.settings.thumb_size, PREVIEW_SIZE) or not content_hash.isalnum():
+        raise HTTPException(404, "no such thumbnail size")
+    path = st.library_path / "thumbs" / thumb_key(content_hash, size)
+    if path.is_file():
+        return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
+    row = (
+        st.store.read()
+        .execute("SELECT id FROM images WHERE content_hash = ?", (content_hash,))
+        .fetchone()
+    )
+    if row is None:
+        raise HTTPException(404, "unknown image")
+    try:
+        source = _present_file(st, row[0])
+    except HTTPException:
+        return Response(
+            fallback_thumbnail(), media_type="image/avif", headers={"Cache-Control": "no-store"}
+        )
+    result = make_media(source, content_hash, str(st.library_path / "thumbs"), (size,))
+    with st.store.write() as conn:
+        if result.error:
+            conn.execute("UPDATE images SET media_error = ? WHERE id = ?", (result.error, row[0]))
+        elif size == st.settings.thumb_size:
+            conn.execute(
+                "UPDATE images SET thumb_key = ?, placeholder = ?, phash = ? WHERE id = ?",
+                (result.thumb_key, result.placeholder, result.phash, row[0]),
+            )
+    if result.error or not path.is_file():
+        return Response(
+            fallback_thumbnail(), media_type="image/avif", headers={"Cache-Control": "no-store"}
+        )
+    return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
+
+
+@router.get("/images/{image_id}/similar")
+def similar_by_look(
+    request: Request,
+    image_id: int,
+    max_distance: Annotated[int, Query(ge=0, le=64)] = 10,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Images that look alike (perceptual-hash Hamming distance), closest first."""
+    import numpy as np
+
+    st = state(request)
+    conn = st.store.read()
+    row = conn.execute("SELECT phash FROM images WHERE id = ?", (image_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no image {image_id}")
+    if row[0] is None:
+        return {"items": [], "note": "no perceptual hash yet: thumbnails are still being made"}
+    ids, hashes = [], []
+    for i, h in conn.execute(
+        "SELECT id, phash FROM images WHERE phash IS NOT NULL AND id != ?", (image_id,)
+    ):
+        ids.append(i)
+        hashes.append(h)
+    if not ids:
+        return {"items": []}
+    arr = np.array(hashes, dtype=np.int64).view(np.uint64) ^ np.uint64(row[0] & (2**64 - 1))
+    bits = np.unpackbits(arr.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    order = np.argsort(bits, kind="stable")
+    chosen = [(ids[k], int(bits[k])) for k in order[:limit] if bits[k] <= max_distance]
+    by_id = {i: d for i, d in chosen}
+    items = []
+    if chosen:
+        page = catalog_images.search(
+            conn, "id:" + ",".join(str(i) for i, _ in chosen), limit=len(chosen)
+        )
+        for item in sorted(page.items, key=lambda it: by_id[it["id"]]):
+            item = present(item, st)
+            item["distance"] = by_id[item["id"]]
+            items.append(item)
+    return {"items": items}

@@ -1,0 +1,116 @@
+"""Prompts: every prompt ever used, with counts, first/last use and typical outputs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.query import fts_expression
+from dreamdepot.server.app import state
+from dreamdepot.server.routes.images import present
+
+router = APIRouter(prefix="/api/prompts", tags=["prompts"])
+SORTS = {
+    "count": "p.image_count",
+    "recent": "p.last_seen",
+    "first": "p.first_seen",
+    "text": "p.text",
+}
+
+
+def _cursor(value: Any, last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, last_id]).encode()).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> tuple[Any, int]:
+    try:
+        value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return value, int(last_id)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(400, "invalid cursor") from exc
+
+
+@router.get("")
+def list_prompts(
+    request: Request,
+    q: str = "",
+    sort: str = "count",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    strip: Annotated[int, Query(ge=0, le=12)] = 6,
+) -> dict[str, Any]:
+    """Positive prompts with image counts, newest/most used first; each with a strip of its
+    most recent (best rated first) outputs. ``q`` searches prompt words (FTS5, ``word*``)."""
+    if sort not in SORTS:
+        raise HTTPException(400, f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+    st = state(request)
+    conn = st.store.read()
+    expr = SORTS[sort]
+    desc = sort != "text"
+    where: list[str] = ["p.image_count > 0"]
+    params: list[object] = []
+    if q.strip():
+        where.append("p.id IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)")
+        params.append(fts_expression(q))
+    if cursor:
+        value, last_id = _uncursor(cursor)
+        where.append(f"({expr}, p.id) {'<' if desc else '>'} (?, ?)")
+        params += [value, last_id]
+    order = "DESC" if desc else "ASC"
+    rows = conn.execute(
+        f"SELECT p.id, p.text, p.image_count, p.first_seen, p.last_seen, {expr} AS _k "
+        f"FROM prompts p WHERE {' AND '.join(where)} ORDER BY _k {order}, p.id {order} LIMIT ?",
+        [*params, limit + 1],
+    ).fetchall()
+    items = []
+    for r in rows[:limit]:
+        item = {k: r[k] for k in ("id", "text", "image_count", "first_seen", "last_seen")}
+        if strip:
+            page = catalog_images.search(
+                conn, "sort:rating", limit=strip, extra_where=("images.prompt_id = ?", [r["id"]])
+            )
+            item["images"] = [present(i, st) for i in page.items]
+        items.append(item)
+    next_cursor = (
+        _cursor(rows[limit - 1]["_k"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{prompt_id}")
+def prompt_detail(
+    request: Request,
+    prompt_id: int,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """One prompt and its images (keyset pages, newest first)."""
+    st = state(request)
+    conn = st.store.read()
+    row = conn.execute(
+        "SELECT id, text, image_count, first_seen, last_seen FROM prompts WHERE id = ?",
+        (prompt_id,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no prompt {prompt_id}")
+    page = catalog_images.search(
+        conn, "", limit=limit, cursor=cursor, extra_where=("images.prompt_id = ?", [prompt_id])
+    )
+    negatives = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT n.text, count(*) AS count FROM images i JOIN prompts n ON n.id = "
+            "i.negative_prompt_id WHERE i.prompt_id = ? GROUP BY n.id ORDER BY count DESC LIMIT 5",
+            (prompt_id,),
+        )
+    ]
+    return {
+        **dict(row),
+        "negatives": negatives,
+        "images": [present(i, st) for i in page.items],
+        "next_cursor": page.next_cursor,
+    }

@@ -1,0 +1,48 @@
+"""Library-wide endpoints: stats, scan, server-sent events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from dreamdepot import __version__
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.server.app import state
+
+router = APIRouter(prefix="/api", tags=["library"])
+
+
+@router.get("/stats")
+def stats(request: Request) -> dict[str, Any]:
+    st = state(request)
+    s = catalog_images.stats(st.store.read())
+    s["library"] = str(st.library_path)
+    s["version"] = __version__
+    s["thumbnails_pending"] = (
+        st.store.read()
+        .execute("SELECT count(*) FROM images WHERE thumb_key IS NULL AND media_error IS NULL")
+        .fetchone()[0]
+    )
+    return s
+
+
+@router.post("/scan", status_code=202)
+def start_scan(request: Request) -> dict[str, Any]:
+    """Re-scan every folder in the background; progress arrives as ``scan`` events."""
+    from dreamdepot.server.background import scan_in_background
+
+    st = state(request)
+    started = scan_in_background(st)
+    return {"started": started}
+
+
+@router.get("/events")
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent events: ``scan`` progress, ``indexed`` images, ``thumbnails``, ``job``."""
+    return StreamingResponse(
+        state(request).events.stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

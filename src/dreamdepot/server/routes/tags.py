@@ -1,0 +1,86 @@
+"""Tags: counts for the current query, and bulk add/remove by ids or by query."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field, model_validator
+
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog import tags as catalog_tags
+from dreamdepot.catalog.query import parse
+from dreamdepot.server.app import state
+
+router = APIRouter(prefix="/api", tags=["tags"])
+
+
+@router.get("/tags")
+def tag_counts(
+    request: Request, q: str = "", limit: Annotated[int, Query(ge=1, le=5000)] = 200
+) -> dict[str, Any]:
+    """Tags with how many of the images matching ``q`` carry each, most used first."""
+    parsed = parse(q)
+    conn = state(request).store.read()
+    return {"tags": catalog_tags.tag_counts(conn, parsed.where, parsed.params, limit)}
+
+
+@router.get("/tags/suggest")
+def tag_suggest(
+    request: Request, prefix: str = "", limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Tag names starting with ``prefix`` (autocomplete)."""
+    conn = state(request).store.read()
+    esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        "SELECT t.name, count(it.image_id) AS count FROM tags t LEFT JOIN image_tags it "
+        "ON it.tag_id = t.id WHERE t.name LIKE ? ESCAPE '\\' GROUP BY t.id "
+        "ORDER BY count DESC, t.name LIMIT ?",
+        (esc + "%", limit),
+    ).fetchall()
+    return {"tags": [dict(r) for r in rows]}
+
+
+class TagChange(BaseModel):
+    """Which images: ``ids``, or every image matching ``q``. One transaction either way."""
+
+    tags: list[str] = Field(..., min_length=1, max_length=100)
+    ids: list[int] | None = Field(None, max_length=1_000_000)
+    q: str | None = None
+    remove: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TagChange:
+        if (self.ids is None) == (self.q is None):
+            raise ValueError("give either ids or q")
+        return self
+
+
+@router.post("/tags")
+def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
+    st = state(request)
+    if body.q is not None:
+        ids = catalog_images.matching_ids(st.store.read(), parse(body.q))
+    else:
+        ids = body.ids or []
+        known = (
+            {
+                r[0]
+                for r in st.store.read().execute(
+                    f"SELECT id FROM images WHERE id IN ({','.join('?' * len(ids))})", ids
+                )
+            }
+            if ids
+            else set()
+        )
+        unknown = sorted(set(ids) - known)
+        if unknown:
+            raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
+    changed = 0
+    with st.store.write() as conn:
+        for tag in body.tags:
+            if body.remove:
+                changed += catalog_tags.remove_tag(conn, tag, ids)
+            else:
+                changed += catalog_tags.add_tag(conn, tag, ids)
+    return {"images": len(ids), "changed": changed, "tags": body.tags, "removed": body.remove}
