@@ -143,7 +143,9 @@ def score_sd_parsers() -> list[str]:
             "seed": r["expected_seed"],
             "steps": r["expected_steps"],
             "sampler": re.sub(r" \(scheduler .*\)$", "", r["expected_sampler"]),
-            "model": re.sub(r"\s*\((?:read|hash|from|test)[^)]*\)$", "", r["expected_model"]),
+            "model": re.sub(
+                r"\s*\((?:read|hash|from|test)[^)]*\)$", "", r["expected_model"]
+            ).removeprefix("softwareAgent "),
         }
         for key, want in exp.items():
             if not want:

@@ -22,7 +22,7 @@ Image.MAX_IMAGE_PIXELS = 200_000_000  # bigger than any generator's output; bomb
 GRID_SIZE = 256
 PREVIEW_SIZE = 1024
 PLACEHOLDER_SIZE = 16
-AVIF_QUALITY = 60
+AVIF_QUALITY = 50
 AVIF_SPEED = 8
 
 
@@ -39,7 +39,8 @@ def thumb_key(content_hash: str, size: int) -> str:
 
 
 def _flatten(im: Image.Image) -> Image.Image:
-    im = ImageOps.exif_transpose(im) or im
+    if im.getexif().get(0x0112, 1) != 1:  # only rotate when the EXIF orientation says so
+        im = ImageOps.exif_transpose(im) or im
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         bg = Image.new("RGB", rgba.size, (24, 24, 28))
@@ -48,19 +49,11 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def encode_avif(im: Image.Image, size: int) -> bytes:
-    copy = im.copy()
-    copy.thumbnail((size, size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    copy.save(buf, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED)
-    return buf.getvalue()
-
-
 def placeholder(im: Image.Image) -> str:
     tiny = im.copy()
     tiny.thumbnail((PLACEHOLDER_SIZE, PLACEHOLDER_SIZE), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
-    tiny.save(buf, "WEBP", quality=30, method=6)
+    tiny.save(buf, "WEBP", quality=30, method=4)
     return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -76,6 +69,16 @@ def dhash(im: Image.Image) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _downscale(im: Image.Image, size: int) -> Image.Image:
+    """Box-reduce by an integer factor first (cheap), then Lanczos to the exact size."""
+    factor = max(1, min(im.width, im.height) // (size * 2))
+    if factor > 1:
+        im = im.reduce(factor)
+    im = im.copy() if factor == 1 else im
+    im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return im
+
+
 def make_media(
     source: str, content_hash: str, thumbs_dir: str, sizes: tuple[int, ...]
 ) -> MediaResult:
@@ -87,17 +90,25 @@ def make_media(
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         return MediaResult(None, None, None, f"cannot decode: {exc}")
     try:
-        for size in sizes:
+        smallest = None
+        for size in sorted(sizes, reverse=True):
+            thumb = _downscale(im if smallest is None else smallest, size)
+            smallest = thumb
             key = thumb_key(content_hash, size)
             path = os.path.join(thumbs_dir, key)
             if os.path.exists(path):
                 continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            buf = io.BytesIO()
+            thumb.save(buf, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, max_threads=1)
             tmp = f"{path}.{os.getpid()}.part"
             with open(tmp, "wb") as f:
-                f.write(encode_avif(im, size))
+                f.write(buf.getvalue())
             os.replace(tmp, path)
-        return MediaResult(thumb_key(content_hash, sizes[0]), placeholder(im), dhash(im))
+        assert smallest is not None
+        return MediaResult(
+            thumb_key(content_hash, min(sizes)), placeholder(smallest), dhash(smallest)
+        )
     except OSError as exc:
         return MediaResult(None, None, None, f"cannot write thumbnail: {exc}")
 

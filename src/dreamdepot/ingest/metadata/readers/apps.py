@@ -69,7 +69,10 @@ def read_tensorart(c: Container, path: Path | None = None) -> Generation | None:
 
 
 def read_civitai(c: Container, path: Path | None = None) -> Generation | None:
-    wf = loads_object(c.texts.get("workflow"))
+    text = c.texts.get("workflow")
+    if text is None or "extraMetadata" not in text:  # cheap test before parsing it all
+        return None
+    wf = loads_object(text)
     extra = None
     if wf is not None:
         extra = wf.get("extraMetadata") or (wf.get("extra") or {}).get("extraMetadata")

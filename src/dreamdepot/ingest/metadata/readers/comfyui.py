@@ -51,7 +51,5 @@ def read(c: Container, path: Path | None = None) -> Generation | None:
     g.source.append(source)
     if wf_source and wf_text:
         g.source.append(wf_source)
-        summary = workflow_summary(wf_text)
-        if summary:
-            g.params["workflow"] = summary
+        g.params["workflow"] = workflow_summary(wf_text)
     return g
