@@ -191,6 +191,8 @@ def main() -> None:
         ("first page, no filter", lambda: page("")),
         ("one-tag filter, first page (tag:tag0, most used)", lambda: page("tag:tag0")),
         ("one-tag filter, mid-frequency tag (tag:tag40)", lambda: page("tag:tag40")),
+        ("one-tag filter, rare tag (tag:tag3000)", lambda: page("tag:tag3000")),
+        ('FTS rare phrase ("variant 123456")', lambda: page('"variant 123456"')),
         ("three-tag AND (tag:tag0 tag:tag1 tag:tag2)", lambda: page("tag:tag0 tag:tag1 tag:tag2")),
         ("tag + field range (tag:tag3 steps:25..35)", lambda: page("tag:tag3 steps:25..35")),
         ("FTS prompt word (lighthouse)", lambda: page("lighthouse")),
@@ -198,13 +200,17 @@ def main() -> None:
         ("page at ~50% depth (cursor)", lambda: page("", deep)),
         (
             "tag counts for a query (steps:25..35)",
-            lambda: catalog_tags.tag_counts(conn, *_wp(parse("steps:25..35")), 50),
+            lambda: catalog_tags.tag_counts(conn, parse("steps:25..35"), 50),
         ),
         (
             "tag counts for tag + range",
-            lambda: catalog_tags.tag_counts(conn, common.where, common.params, 50),
+            lambda: catalog_tags.tag_counts(conn, common, 50),
         ),
-        ("tag counts, whole library", lambda: catalog_tags.tag_counts(conn, "1", [], 50)),
+        ("tag counts, whole library", lambda: catalog_tags.tag_counts(conn, None, 50)),
+        (
+            "tag counts for a rare tag (tag:tag3000)",
+            lambda: catalog_tags.tag_counts(conn, parse("tag:tag3000"), 50),
+        ),
     ]
     rows = [(name, *timed(fn, args.repeats)) for name, fn in cases]
     width = max(len(r[0]) for r in rows)
@@ -212,10 +218,6 @@ def main() -> None:
     print(f"{'-' * width}-|--------|-------")
     for name, p50, p95 in rows:
         print(f"{name.ljust(width)} | {p50:6.1f} | {p95:6.1f}")
-
-
-def _wp(q):  # type: ignore[no-untyped-def]
-    return q.where, q.params
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import Query, Sort, parse
 from dreamdepot.errors import QueryError
 from dreamdepot.ingest.paths import display, from_db
@@ -18,7 +19,7 @@ SUMMARY_COLUMNS = (
     "images.id, images.content_hash, images.format, images.width, images.height, "
     "images.created_at, images.generator, images.model, images.sampler, images.steps, "
     "images.cfg_scale, images.seed, images.rating, images.favorite, images.placeholder, "
-    "images.thumb_key, images.prompt_id, p.text AS prompt"
+    "images.thumb_key, images.prompt_id, images.job_id, images.parent_id, p.text AS prompt"
 )
 
 
@@ -61,22 +62,26 @@ def search(
     q = parse(query) if isinstance(query, str) else query
     limit = max(1, min(int(limit), MAX_LIMIT))
     sort = q.sort
-    where, params = q.where, list(q.params)
+    params = list(q.params)
+    extra = ""
     if extra_where:
-        where = f"({where}) AND ({extra_where[0]})"
+        extra += f" AND ({extra_where[0]})"
         params += extra_where[1]
     if cursor:
         sort, value, last_id = decode_cursor(cursor)
         op = "<" if sort.descending else ">"
-        where = f"({where}) AND (({sort.expression}, images.id) {op} (?, ?))"
+        extra += f" AND (({sort.expression}, images.id) {op} (?, ?))"
         params += [value, last_id]
     direction = "DESC" if sort.descending else "ASC"
-    sql = (
-        f"SELECT {SUMMARY_COLUMNS}, {sort.expression} AS _sort FROM images "
-        f"LEFT JOIN prompts p ON p.id = images.prompt_id "
-        f"WHERE {where} ORDER BY _sort {direction}, images.id {direction} LIMIT ?"
-    )
-    rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+
+    def build(where: str) -> str:
+        return (
+            f"SELECT {SUMMARY_COLUMNS}, {sort.expression} AS _sort FROM images "
+            f"LEFT JOIN prompts p ON p.id = images.prompt_id "
+            f"WHERE ({where}){extra} ORDER BY _sort {direction}, images.id {direction} LIMIT ?"
+        )
+
+    rows = run_adaptive(conn, q, build, [*params, limit + 1])
     items = [_summary(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

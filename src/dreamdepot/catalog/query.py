@@ -225,9 +225,12 @@ def _date(value: str, tok: Token, query: str) -> Clause:
 def _tag(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected a tag name after 'tag:'", tok.pos, query)
+    tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
     return (
-        "images.id IN (SELECT image_id FROM image_tags WHERE tag_id = "
-        "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE))",
+        alternatives(
+            f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag})",
+            f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} AND image_id = images.id)",
+        ),
         [value],
     )
 
@@ -253,10 +256,12 @@ def _folder(value: str, tok: Token, query: str) -> Clause:
 
 
 def _fts(value: str, column: str = "prompt_id") -> Clause:
-    return (
-        f"images.{column} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)",
-        [fts_expression(value)],
-    )
+    return _fts_match(column, fts_expression(value))
+
+
+def _fts_match(column: str, expression: str) -> Clause:
+    sql = f"images.{column} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
+    return alternatives(sql, "+" + sql), [expression]
 
 
 def fts_expression(text: str) -> str:
@@ -308,9 +313,13 @@ def _hash(value: str, tok: Token, query: str) -> Clause:
 def _album(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected an album name after 'album:'", tok.pos, query)
+    album = "(SELECT id FROM albums WHERE name = ? COLLATE NOCASE)"
     return (
-        "images.id IN (SELECT image_id FROM album_images WHERE album_id = "
-        "(SELECT id FROM albums WHERE name = ? COLLATE NOCASE))",
+        alternatives(
+            f"images.id IN (SELECT image_id FROM album_images WHERE album_id = {album})",
+            f"EXISTS (SELECT 1 FROM album_images WHERE album_id = {album} "
+            "AND image_id = images.id)",
+        ),
         [value],
     )
 
@@ -343,6 +352,7 @@ FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "prompt": _prompt,
     "negative": _prompt,
     "id": _id,
+    "prompt_id": numeric_field("prompt_id"),
     "hash": _hash,
 }
 
@@ -380,15 +390,41 @@ class Sort:
         return SORTS[self.key].format(salt=self.salt)
 
 
+# A clause that can drive a plan from an index (a tag's images, a word's prompts) is written
+# twice: an *index* form the planner may start from (best when few rows match) and a *walk*
+# form that tests one row at a time while walking the sort order (best when many match:
+# a correlated EXISTS, or a term kept off its index with SQLite's unary "+").
+# catalog/plans.py picks one at run time.
+_ALT = re.compile("\x1e(.*?)\x1f(.*?)\x1d", re.DOTALL)
+
+
+def alternatives(index_form: str, walk_form: str) -> str:
+    """Both forms of a clause; they must bind the same parameters in the same order."""
+    return f"\x1e{index_form}\x1f{walk_form}\x1d"
+
+
 @dataclass
 class Query:
     """A compiled query: a WHERE clause over ``images`` plus a sort."""
 
     text: str
-    where: str = "1"
+    template: str = "1"
     params: list[Any] = field(default_factory=list)
     sort: Sort = field(default_factory=Sort)
     extension_terms: list[Token] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        """The WHERE clause in its index form (start from a tag's or a word's index)."""
+        return _ALT.sub(lambda m: m.group(1), self.template)
+
+    def where_walking(self) -> str:
+        """The WHERE clause in its walk form (follow the sort order, test each row)."""
+        return _ALT.sub(lambda m: m.group(2), self.template)
+
+    @property
+    def adaptive(self) -> bool:
+        return "\x1e" in self.template
 
 
 class _Parser:
@@ -459,10 +495,7 @@ class _Parser:
             if tok.kind == "PHRASE":
                 if not tok.value.strip():
                     raise QueryError("empty phrase", tok.pos, self.text)
-                return (
-                    "images.prompt_id IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)",
-                    ['"' + tok.value.replace('"', '""') + '"'],
-                )
+                return _fts_match("prompt_id", '"' + tok.value.replace('"', '""') + '"')
             return _fts(tok.value)
         if tok.kind == "RPAREN":
             raise QueryError("unexpected ')'", tok.pos, self.text)
@@ -514,7 +547,7 @@ def parse(text: str, extensions: set[str] | None = None) -> Query:
     text = text or ""
     p = _Parser(text, tokenize(text), extensions or set())
     where, params = p.parse()
-    q = Query(text=text, where=where, params=params, extension_terms=p.extension_terms)
+    q = Query(text=text, template=where, params=params, extension_terms=p.extension_terms)
     if p.sort is not None:
         q.sort = p.sort
     return q

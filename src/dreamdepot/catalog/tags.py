@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from typing import Any
 
+from dreamdepot.catalog.plans import run_adaptive
+from dreamdepot.catalog.query import Query
 from dreamdepot.errors import DreamDepotError
 
 MAX_TAG_LENGTH = 200
@@ -55,6 +58,25 @@ def add_tag(
     return cur.rowcount
 
 
+def images_with_tag(conn: sqlite3.Connection, name: str, image_ids: list[int]) -> set[int]:
+    """Which of ``image_ids`` already carry the tag (so a change can be undone exactly)."""
+    row = conn.execute("SELECT id FROM tags WHERE name = ?", (normalise_tag(name),)).fetchone()
+    if row is None or not image_ids:
+        return set()
+    found: set[int] = set()
+    for i in range(0, len(image_ids), 900):
+        part = image_ids[i : i + 900]
+        found.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT image_id FROM image_tags WHERE tag_id = ? AND image_id IN "
+                f"({','.join('?' * len(part))})",
+                [row[0], *part],
+            )
+        )
+    return found
+
+
 def remove_tag(conn: sqlite3.Connection, name: str, image_ids: Iterable[int]) -> int:
     row = conn.execute("SELECT id FROM tags WHERE name = ?", (normalise_tag(name),)).fetchone()
     if row is None:
@@ -66,22 +88,42 @@ def remove_tag(conn: sqlite3.Connection, name: str, image_ids: Iterable[int]) ->
     return cur.rowcount
 
 
+COUNT_SAMPLE = 2_000
+COUNT_BUDGET_SECONDS = 0.08
+
+
 def tag_counts(
-    conn: sqlite3.Connection, where: str = "1", params: list[object] | None = None, limit: int = 200
-) -> list[dict[str, object]]:
-    """Tags with how many images matching ``where`` carry each, most used first."""
-    if where == "1":
-        sql = (
-            "SELECT t.name, t.kind, count(*) AS count FROM image_tags it "
-            "JOIN tags t ON t.id = it.tag_id GROUP BY it.tag_id ORDER BY count DESC, t.name LIMIT ?"
-        )
-        rows = conn.execute(sql, [limit])
-    else:
-        sql = (
-            "SELECT t.name, t.kind, count(*) AS count FROM image_tags it "
-            "JOIN tags t ON t.id = it.tag_id "
-            f"WHERE it.image_id IN (SELECT images.id FROM images WHERE {where}) "
+    conn: sqlite3.Connection, q: Query | None = None, limit: int = 200
+) -> dict[str, Any]:
+    """Tags with how many images matching ``q`` carry each, most used first.
+
+    Exact for the whole library (kept by triggers) and for queries matching up to
+    :data:`COUNT_SAMPLE` images. Beyond that, counts are taken over the newest
+    ``COUNT_SAMPLE`` matches and the answer says ``partial``: a sidebar over a million images
+    stays instant and still ranks the tags that matter in what the user is looking at.
+    """
+    if q is None or q.template == "1":
+        rows = conn.execute(
+            "SELECT name, kind, image_count AS count FROM tags WHERE image_count > 0 "
+            "ORDER BY image_count DESC, name LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return {"tags": [dict(r) for r in rows], "partial": False, "sample": None}
+
+    def build(where: str) -> str:
+        return (
+            "WITH s AS MATERIALIZED (SELECT images.id FROM images WHERE "
+            f"{where} ORDER BY images.created_at DESC, images.id DESC LIMIT {COUNT_SAMPLE + 1}) "
+            "SELECT t.name, t.kind, count(*) AS count, (SELECT count(*) FROM s) AS sampled "
+            "FROM image_tags it JOIN tags t ON t.id = it.tag_id "
+            "WHERE it.image_id IN (SELECT id FROM s) "
             "GROUP BY it.tag_id ORDER BY count DESC, t.name LIMIT ?"
         )
-        rows = conn.execute(sql, [*(params or []), limit])
-    return [dict(r) for r in rows]
+
+    rows = run_adaptive(conn, q, build, [*q.params, limit], budget=COUNT_BUDGET_SECONDS)
+    partial = bool(rows) and rows[0]["sampled"] > COUNT_SAMPLE
+    return {
+        "tags": [{"name": r["name"], "kind": r["kind"], "count": r["count"]} for r in rows],
+        "partial": partial,
+        "sample": COUNT_SAMPLE if partial else None,
+    }

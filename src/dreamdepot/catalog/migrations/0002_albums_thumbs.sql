@@ -14,6 +14,9 @@ CREATE TABLE album_images (
 ) WITHOUT ROWID;
 CREATE INDEX album_images_image ON album_images(image_id);
 
+-- prompt words with how many prompts use each, for autocomplete
+CREATE VIRTUAL TABLE prompts_vocab USING fts5vocab(prompts_fts, row);
+
 CREATE INDEX images_phash ON images(phash) WHERE phash IS NOT NULL;
 CREATE INDEX images_rating ON images(rating) WHERE rating IS NOT NULL;
 CREATE INDEX images_favorite ON images(favorite) WHERE favorite = 1;

@@ -9,6 +9,8 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.ingest.metadata.infotext import format_infotext
+from dreamdepot.ingest.metadata.model import Generation
 from dreamdepot.ingest.paths import from_db
 from dreamdepot.media.thumbs import (
     PREVIEW_SIZE,
@@ -106,6 +108,70 @@ def image_raw(request: Request, image_id: int) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, f"no image {image_id}")
     return {"raw": row[0], "source": row[1].split(",") if row[1] else []}
+
+
+@router.get("/images/{image_id}/infotext")
+def image_infotext(request: Request, image_id: int) -> dict[str, str]:
+    """The image's parameters as A1111 infotext, for pasting into any A1111-style UI."""
+    d = _detail_or_404(state(request), image_id)
+    g = Generation(
+        generator=d["generator"] or "unknown",
+        prompt=d["prompt"],
+        negative_prompt=d["negative_prompt"],
+        steps=d["steps"],
+        sampler=d["sampler"],
+        scheduler=d["scheduler"],
+        cfg_scale=d["cfg_scale"],
+        seed=d["seed"],
+        width=d["width"],
+        height=d["height"],
+        model=d["model"],
+        model_hash=d["model_hash"],
+        denoise=d["denoise"],
+        clip_skip=d["clip_skip"],
+    )
+    return {"infotext": format_infotext(g)}
+
+
+VALUE_COLUMNS = {
+    "model": "model",
+    "sampler": "sampler",
+    "generator": "generator",
+    "scheduler": "scheduler",
+}
+
+
+@router.get("/values/{field}")
+def field_values(
+    request: Request, field: str, prefix: str = "", limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Autocomplete: known values of model, sampler, generator, scheduler, lora, or prompt
+    words (``word``), starting with ``prefix``, most used first."""
+    conn = state(request).store.read()
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if field in VALUE_COLUMNS:
+        col = VALUE_COLUMNS[field]
+        rows = conn.execute(
+            f"SELECT {col} AS name, count(*) AS count FROM images WHERE {col} LIKE ? ESCAPE '\\' "
+            f"GROUP BY {col} ORDER BY count DESC LIMIT ?",
+            (like, limit),
+        ).fetchall()
+    elif field == "lora":
+        rows = conn.execute(
+            "SELECT json_extract(j.value, '$.name') AS name, count(*) AS count FROM images, "
+            "json_each(images.loras) j WHERE images.loras IS NOT NULL AND name LIKE ? ESCAPE '\\' "
+            "GROUP BY name ORDER BY count DESC LIMIT ?",
+            (like, limit),
+        ).fetchall()
+    elif field == "word":
+        rows = conn.execute(
+            "SELECT term AS name, doc AS count FROM prompts_vocab WHERE term >= ? AND term < ? "
+            "ORDER BY doc DESC LIMIT ?",
+            (prefix.lower(), prefix.lower() + "\uffff", limit),
+        ).fetchall()
+    else:
+        raise HTTPException(404, f"no values for {field!r}")
+    return {"values": [dict(r) for r in rows]}
 
 
 class RatingBody(BaseModel):

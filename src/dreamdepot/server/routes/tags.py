@@ -19,10 +19,9 @@ router = APIRouter(prefix="/api", tags=["tags"])
 def tag_counts(
     request: Request, q: str = "", limit: Annotated[int, Query(ge=1, le=5000)] = 200
 ) -> dict[str, Any]:
-    """Tags with how many of the images matching ``q`` carry each, most used first."""
-    parsed = parse(q)
-    conn = state(request).store.read()
-    return {"tags": catalog_tags.tag_counts(conn, parsed.where, parsed.params, limit)}
+    """Tags with how many of the images matching ``q`` carry each, most used first
+    (``partial``: counted over the newest 10,000 matches of a larger result)."""
+    return catalog_tags.tag_counts(state(request).store.read(), parse(q), limit)
 
 
 @router.get("/tags/suggest")
@@ -76,11 +75,20 @@ def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
         unknown = sorted(set(ids) - known)
         if unknown:
             raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
-    changed = 0
+    changed_ids: dict[str, list[int]] = {}
     with st.store.write() as conn:
         for tag in body.tags:
+            had = catalog_tags.images_with_tag(conn, tag, ids)
             if body.remove:
-                changed += catalog_tags.remove_tag(conn, tag, ids)
+                catalog_tags.remove_tag(conn, tag, ids)
+                changed_ids[tag] = sorted(had)
             else:
-                changed += catalog_tags.add_tag(conn, tag, ids)
-    return {"images": len(ids), "changed": changed, "tags": body.tags, "removed": body.remove}
+                catalog_tags.add_tag(conn, tag, ids)
+                changed_ids[tag] = sorted(set(ids) - had)
+    return {
+        "images": len(ids),
+        "changed": sum(len(v) for v in changed_ids.values()),
+        "changed_ids": changed_ids,
+        "tags": body.tags,
+        "removed": body.remove,
+    }

@@ -1,0 +1,772 @@
+// Dream Depot web UI: plain JavaScript, no build step.
+// Every piece of catalog text (prompts, tags, parameters) is untrusted: it is only ever
+// written with textContent / attributes, never parsed as HTML.
+"use strict";
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+};
+
+async function api(path, opts = {}) {
+  const init = { credentials: "same-origin", ...opts };
+  if (opts.json !== undefined) {
+    init.method = opts.method || "POST";
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(opts.json);
+  }
+  const r = await fetch(path, init);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const err = new Error(body.error || r.statusText);
+    err.status = r.status;
+    err.body = body;
+    throw err;
+  }
+  return body;
+}
+
+const SAFE_DATA_URI = /^data:image\/(webp|avif|png|svg\+xml);base64,[A-Za-z0-9+/=]+$/;
+const SAFE_URL = /^\/(api|files)\/[A-Za-z0-9_\-./%]+$/;
+const safeUrl = (u) => (typeof u === "string" && SAFE_URL.test(u) ? u : "");
+
+function toast(message, ms = 2500, onClick = null) {
+  const t = $("#toast");
+  t.textContent = message;
+  t.hidden = false;
+  t.onclick = onClick;
+  t.style.cursor = onClick ? "pointer" : "default";
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.hidden = true), ms);
+}
+
+function quoteValue(v) {
+  return /[\s"()]/.test(v) ? `"${v.replace(/"/g, '\\"')}"` : v;
+}
+
+// ---------------------------------------------------------------------------------------
+// state
+const S = {
+  q: "",
+  items: [],
+  index: new Map(), // id -> position in items
+  cursor: null,
+  done: false,
+  loading: false,
+  generation: 0,
+  selected: new Set(),
+  allInQuery: false,
+  anchor: -1,
+  focus: -1,
+  tile: Number(localStorage.getItem("dd.tile") || 192),
+  gap: 6,
+  cols: 1,
+  rowH: 198,
+  rendered: new Map(), // position -> element
+  lastOp: null,
+  detailId: null,
+};
+
+const grid = $("#grid");
+const scroller = $("#grid-scroll");
+const sizer = $("#grid-sizer");
+
+// ---------------------------------------------------------------------------------------
+// grid: windowed — only the visible rows plus a margin exist in the DOM
+function layout() {
+  const width = scroller.clientWidth - 8;
+  S.cols = Math.max(1, Math.floor((width + S.gap) / (S.tile + S.gap)));
+  S.rowH = S.tile + S.gap;
+  document.documentElement.style.setProperty("--tile", `${S.tile}px`);
+  sizer.style.height = `${Math.ceil(S.items.length / S.cols) * S.rowH}px`;
+  for (const [pos, node] of S.rendered) place(node, pos);
+  render();
+}
+
+function place(node, pos) {
+  const row = Math.floor(pos / S.cols);
+  const col = pos % S.cols;
+  node.style.transform = `translate(${4 + col * (S.tile + S.gap)}px, ${row * S.rowH}px)`;
+}
+
+function makeTile(item, pos) {
+  const node = el("div", { class: "tile", dataset: { pos: String(pos), id: String(item.id) } });
+  if (SAFE_DATA_URI.test(item.placeholder || "")) {
+    node.style.backgroundImage = `url("${item.placeholder}")`;
+  }
+  node.title = item.prompt || "(no prompt)";
+  const img = el("img", { alt: "", decoding: "async", loading: "eager", draggable: "false" });
+  img.addEventListener("load", () => img.classList.add("loaded"));
+  img.src = safeUrl(item.thumbnail_url);
+  node.append(img);
+  if (item.favorite) node.append(el("span", { class: "fav", text: "★" }));
+  if (item.rating) node.append(el("span", { class: "badge", text: "★".repeat(item.rating) }));
+  if (item.marked) node.classList.add("marked");
+  syncTileState(node, pos);
+  place(node, pos);
+  return node;
+}
+
+function syncTileState(node, pos) {
+  const item = S.items[pos];
+  node.classList.toggle("selected", S.allInQuery || S.selected.has(item.id));
+  node.classList.toggle("focused", pos === S.focus);
+}
+
+function render() {
+  const margin = 2;
+  const top = scroller.scrollTop;
+  const first = Math.max(0, (Math.floor(top / S.rowH) - margin) * S.cols);
+  const last = Math.min(S.items.length,
+    (Math.ceil((top + scroller.clientHeight) / S.rowH) + margin) * S.cols);
+  for (const [pos, node] of S.rendered) {
+    if (pos < first || pos >= last) {
+      node.remove();
+      S.rendered.delete(pos);
+    }
+  }
+  const frag = document.createDocumentFragment();
+  for (let pos = first; pos < last; pos++) {
+    if (!S.rendered.has(pos)) {
+      const node = makeTile(S.items[pos], pos);
+      S.rendered.set(pos, node);
+      frag.append(node);
+    }
+  }
+  grid.append(frag);
+  if (!S.done && !S.loading && top + scroller.clientHeight * 3 > sizer.offsetHeight) loadMore();
+}
+
+function refreshTiles() {
+  for (const [pos, node] of S.rendered) syncTileState(node, pos);
+  const bar = $("#selection-bar");
+  const n = S.allInQuery ? `all ${S.total ?? ""} in query` : S.selected.size;
+  bar.hidden = !S.allInQuery && S.selected.size === 0;
+  $("#selection-count").textContent = `${n} selected`;
+}
+
+async function loadMore() {
+  if (S.loading || S.done) return;
+  S.loading = true;
+  const gen = S.generation;
+  $("#grid-end").textContent = "Loading…";
+  try {
+    const params = new URLSearchParams({ q: S.q, limit: "300" });
+    if (S.cursor) params.set("cursor", S.cursor);
+    const page = await api(`/api/images?${params}`);
+    if (gen !== S.generation) return;
+    for (const item of page.items) {
+      S.index.set(item.id, S.items.length);
+      S.items.push(item);
+    }
+    S.cursor = page.next_cursor;
+    S.done = !page.next_cursor;
+    $("#search").classList.remove("error");
+    $("#grid-end").textContent = S.done ? (S.items.length ? "" : "No images match.") : "";
+  } catch (err) {
+    if (gen === S.generation) {
+      S.done = true;
+      $("#search").classList.add("error");
+      $("#grid-end").textContent = err.message;
+    }
+  } finally {
+    if (gen === S.generation) {
+      S.loading = false;
+      layout();
+    }
+  }
+}
+
+function resetGrid() {
+  S.generation++;
+  S.items = [];
+  S.index = new Map();
+  S.cursor = null;
+  S.done = false;
+  S.loading = false;
+  S.focus = -1;
+  S.anchor = -1;
+  S.allInQuery = false;
+  S.selected.clear();
+  for (const node of S.rendered.values()) node.remove();
+  S.rendered.clear();
+  scroller.scrollTop = 0;
+  refreshTiles();
+  api(`/api/images/count?q=${encodeURIComponent(S.q)}`)
+    .then((r) => { S.total = r.count; $("#status").textContent = `${r.count.toLocaleString()} images`; })
+    .catch(() => {});
+  loadMore();
+  loadTags();
+}
+
+function setQuery(q, push = true) {
+  S.q = q.trim();
+  $("#search").value = S.q;
+  if (push) {
+    const hash = S.q ? `#/?q=${encodeURIComponent(S.q)}` : "#/";
+    if (location.hash !== hash) history.pushState(null, "", hash);
+  }
+  showView("grid");
+  resetGrid();
+}
+
+// ---------------------------------------------------------------------------------------
+// tag sidebar: counts for the current query; click includes, alt-click excludes
+async function loadTags() {
+  const list = $("#tags");
+  try {
+    const { tags } = await api(`/api/tags?limit=150&q=${encodeURIComponent(S.q)}`);
+    list.replaceChildren(...tags.map((t) => {
+      const term = `tag:${quoteValue(t.name)}`;
+      const li = el("li", { dataset: { tag: t.name } },
+        el("span", { text: t.name, class: t.kind === "auto" ? "kind-auto" : "" }),
+        el("span", { class: "n", text: t.count.toLocaleString() }));
+      if (S.q.split(/\s+/).includes(term)) li.classList.add("included");
+      if (S.q.split(/\s+/).includes(`-${term}`)) li.classList.add("excluded");
+      li.addEventListener("click", (ev) => toggleTagTerm(t.name, ev.altKey));
+      return li;
+    }));
+  } catch { /* the grid shows query errors */ }
+}
+
+function toggleTagTerm(name, exclude) {
+  const term = `tag:${quoteValue(name)}`;
+  const parts = S.q ? S.q.split(/\s+/) : [];
+  const want = exclude ? `-${term}` : term;
+  const other = exclude ? term : `-${term}`;
+  let next = parts.filter((p) => p !== other);
+  next = next.includes(want) ? next.filter((p) => p !== want) : [...next, want];
+  setQuery(next.join(" "));
+}
+
+// ---------------------------------------------------------------------------------------
+// selection and keyboard
+function selectPos(pos, ev) {
+  const item = S.items[pos];
+  if (!item) return;
+  S.allInQuery = false;
+  if (ev && ev.shiftKey && S.anchor >= 0) {
+    const [a, b] = [Math.min(S.anchor, pos), Math.max(S.anchor, pos)];
+    if (!(ev.ctrlKey || ev.metaKey)) S.selected.clear();
+    for (let i = a; i <= b; i++) S.selected.add(S.items[i].id);
+  } else if (ev && (ev.ctrlKey || ev.metaKey)) {
+    if (S.selected.has(item.id)) S.selected.delete(item.id);
+    else S.selected.add(item.id);
+    S.anchor = pos;
+  } else {
+    S.selected.clear();
+    S.selected.add(item.id);
+    S.anchor = pos;
+  }
+  S.focus = pos;
+  refreshTiles();
+}
+
+function targetIds() {
+  if (S.selected.size) return [...S.selected];
+  if (S.focus >= 0 && S.items[S.focus]) return [S.items[S.focus].id];
+  return [];
+}
+
+function moveFocus(delta, ev) {
+  if (!S.items.length) return;
+  const pos = Math.max(0, Math.min(S.items.length - 1, (S.focus < 0 ? 0 : S.focus + delta)));
+  if (ev.shiftKey) selectPos(pos, { shiftKey: true });
+  else { S.focus = pos; refreshTiles(); }
+  const row = Math.floor(pos / S.cols);
+  const y = row * S.rowH;
+  if (y < scroller.scrollTop) scroller.scrollTop = y;
+  else if (y + S.rowH > scroller.scrollTop + scroller.clientHeight) {
+    scroller.scrollTop = y + S.rowH - scroller.clientHeight;
+  }
+}
+
+async function changeTags(tags, remove) {
+  const body = S.allInQuery ? { tags, q: S.q, remove } : { tags, ids: targetIds(), remove };
+  if (!body.q && !body.ids.length) return;
+  const r = await api("/api/tags", { json: body });
+  S.lastOp = { kind: "tags", tags, remove, changed: r.changed_ids };
+  $("#undo").disabled = false;
+  toast(`${remove ? "Removed" : "Added"} ${tags.join(", ")} on ${r.changed.toLocaleString()} image(s)`);
+  loadTags();
+  return r;
+}
+
+async function rate(value) {
+  const ids = S.allInQuery ? null : targetIds();
+  if (!ids || !ids.length) return;
+  const prev = ids.map((id) => [id, S.items[S.index.get(id)]?.rating ?? null]);
+  await api("/api/ratings", { json: { ids, rating: value } });
+  for (const id of ids) {
+    const item = S.items[S.index.get(id)];
+    if (item) item.rating = value;
+  }
+  S.lastOp = { kind: "rating", prev };
+  $("#undo").disabled = false;
+  redrawTiles(ids);
+  toast(`Rated ${ids.length} image(s) ${value ? "★".repeat(value) : "(cleared)"}`);
+}
+
+async function toggleFavorite() {
+  const ids = targetIds();
+  if (!ids.length) return;
+  const first = S.items[S.index.get(ids[0])];
+  const value = !(first && first.favorite);
+  for (const id of ids) {
+    await api(`/api/images/${id}/favorite`, { json: { favorite: value }, method: "PUT" });
+    const item = S.items[S.index.get(id)];
+    if (item) item.favorite = value;
+  }
+  redrawTiles(ids);
+}
+
+async function markForDeletion() {
+  const ids = targetIds();
+  if (!ids.length) return;
+  await changeTags(["marked-for-deletion"], false);
+  for (const id of ids) {
+    const item = S.items[S.index.get(id)];
+    if (item) item.marked = true;
+  }
+  redrawTiles(ids);
+  toast(`Marked ${ids.length} image(s) for deletion (tag marked-for-deletion); nothing is deleted`);
+}
+
+async function undo() {
+  const op = S.lastOp;
+  if (!op) return;
+  S.lastOp = null;
+  $("#undo").disabled = true;
+  if (op.kind === "tags") {
+    for (const [tag, ids] of Object.entries(op.changed || {})) {
+      if (ids.length) await api("/api/tags", { json: { tags: [tag], ids, remove: !op.remove } });
+    }
+    toast("Undone");
+    loadTags();
+  } else if (op.kind === "rating") {
+    const groups = new Map();
+    for (const [id, r] of op.prev) groups.set(r, [...(groups.get(r) || []), id]);
+    for (const [r, ids] of groups) await api("/api/ratings", { json: { ids, rating: r } });
+    for (const [id, r] of op.prev) {
+      const item = S.items[S.index.get(id)];
+      if (item) item.rating = r;
+    }
+    redrawTiles(op.prev.map(([id]) => id));
+    toast("Undone");
+  }
+}
+
+function redrawTiles(ids) {
+  for (const id of ids) {
+    const pos = S.index.get(id);
+    const node = S.rendered.get(pos);
+    if (node) {
+      const fresh = makeTile(S.items[pos], pos);
+      node.replaceWith(fresh);
+      S.rendered.set(pos, fresh);
+    }
+  }
+}
+
+function selectBatch() {
+  const pos = S.focus >= 0 ? S.focus : S.index.get([...S.selected][0]);
+  const item = S.items[pos];
+  if (!item) return;
+  S.selected.clear();
+  for (const other of S.items) {
+    const sameJob = item.job_id && other.job_id === item.job_id;
+    const samePrompt = item.prompt_id && other.prompt_id === item.prompt_id &&
+      Math.abs(other.created_at - item.created_at) <= 600;
+    if (sameJob || samePrompt || other.id === item.id) S.selected.add(other.id);
+  }
+  refreshTiles();
+  toast(`Selected ${S.selected.size} image(s) from this batch (same prompt within 10 minutes)`);
+}
+
+// ---------------------------------------------------------------------------------------
+// tag dialog with autocomplete
+async function openTagDialog(remove = false) {
+  if (!S.allInQuery && !targetIds().length) return;
+  const dialog = $("#tag-dialog");
+  $("#tag-dialog-title").textContent = remove ? "Remove tags" : "Add tags";
+  const input = $("#tag-input");
+  input.value = "";
+  $("#tag-suggest").replaceChildren();
+  dialog.returnValue = "";
+  dialog.showModal();
+  input.focus();
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "ok") return;
+    const tags = input.value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (tags.length) {
+      try { await changeTags(tags, remove); } catch (err) { toast(err.message); }
+    }
+    scroller.focus();
+  };
+}
+
+$("#tag-input").addEventListener("input", async (ev) => {
+  const parts = ev.target.value.split(",");
+  const prefix = parts[parts.length - 1].trim();
+  const box = $("#tag-suggest");
+  if (!prefix) return box.replaceChildren();
+  const { tags } = await api(`/api/tags/suggest?prefix=${encodeURIComponent(prefix)}`);
+  box.replaceChildren(...tags.slice(0, 8).map((t) => el("div", {
+    text: `${t.name} (${t.count})`,
+    onclick: () => {
+      parts[parts.length - 1] = ` ${t.name}`;
+      ev.target.value = parts.join(",").replace(/^ /, "") + ", ";
+      box.replaceChildren();
+      ev.target.focus();
+    },
+  })));
+});
+$("#tag-input").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter") { ev.preventDefault(); $("#tag-dialog").close("ok"); }
+});
+
+// ---------------------------------------------------------------------------------------
+// detail view
+async function openDetail(id) {
+  S.detailId = id;
+  const d = await api(`/api/images/${id}`);
+  const overlay = $("#detail");
+  overlay.hidden = false;
+  const img = $("#detail-img");
+  if (SAFE_DATA_URI.test(d.placeholder || "")) img.style.background = `url("${d.placeholder}") center/contain no-repeat`;
+  img.src = safeUrl(d.preview_url);
+  img.onerror = () => { if (img.src !== location.origin + safeUrl(d.file_url)) img.src = safeUrl(d.file_url); };
+  const info = $("#detail-info");
+  const copy = (label, text) => el("button", {
+    text: label, disabled: text ? null : "",
+    onclick: () => copyText(text).then(() => toast(`${label}: copied`)),
+  });
+  const infotext = await api(`/api/images/${id}/infotext`).then((r) => r.infotext).catch(() => "");
+  const params = [
+    ["Generator", [d.generator, d.generator_version].filter(Boolean).join(" ")],
+    ["Model", d.model], ["Model hash", d.model_hash], ["VAE", d.vae],
+    ["Sampler", d.sampler], ["Scheduler", d.scheduler], ["Steps", d.steps],
+    ["CFG scale", d.cfg_scale], ["Seed", d.seed ?? d.params?.seed], ["Size", `${d.width}×${d.height}`],
+    ["Denoise", d.denoise], ["Clip skip", d.clip_skip], ["Format", d.format],
+    ["LoRAs", (d.loras || []).map((l) => `${l.name}${l.weight != null ? `:${l.weight}` : ""}`).join(", ")],
+  ];
+  for (const [k, v] of Object.entries(d.params || {})) {
+    if (k !== "seed") params.push([k, typeof v === "string" ? v : JSON.stringify(v)]);
+  }
+  const table = el("table", {}, ...params.filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: String(v) }))));
+  const stars = el("span", { class: "stars" }, ...[1, 2, 3, 4, 5].map((n) => el("button", {
+    text: "★", class: (d.rating || 0) >= n ? "on" : "", title: `Rate ${n}`,
+    onclick: async () => {
+      await api(`/api/images/${id}/rating`, { json: { rating: d.rating === n ? null : n }, method: "PUT" });
+      openDetail(id);
+    },
+  })));
+  const fav = el("button", {
+    text: d.favorite ? "★ Favourite" : "☆ Favourite",
+    onclick: async () => {
+      await api(`/api/images/${id}/favorite`, { json: { favorite: !d.favorite }, method: "PUT" });
+      openDetail(id);
+    },
+  });
+  const tagRow = el("div", { class: "row" }, ...d.tags.map((t) => el("span", {
+    class: `chip ${t.source !== "user" ? "auto" : ""}`, title: `source: ${t.source}` },
+  el("span", { text: t.name }),
+  el("button", { text: "×", title: "Remove tag", onclick: async () => {
+    await api("/api/tags", { json: { tags: [t.name], ids: [id], remove: true } });
+    openDetail(id);
+  } }))));
+  const addTag = el("input", { placeholder: "add tag…", class: "add-tag" });
+  addTag.addEventListener("keydown", async (ev) => {
+    if (ev.key === "Enter" && addTag.value.trim()) {
+      await api("/api/tags", { json: { tags: [addTag.value.trim()], ids: [id] } });
+      openDetail(id);
+    }
+    ev.stopPropagation();
+  });
+  const noBackend = "No generation back end is configured yet (see the generation docs)";
+  const genButtons = el("div", { class: "row" },
+    ...["Generate more", "Variations", "Upscale"].map((label) =>
+      el("button", { text: label, disabled: "", title: noBackend })));
+  const similar = el("div", { class: "strip" });
+  api(`/api/images/${id}/similar?limit=12`).then((r) => similar.replaceChildren(
+    ...r.items.map((it) => thumb(it, () => openDetail(it.id))))).catch(() => {});
+  const lineage = el("div", { class: "row" });
+  if (d.parent_id) lineage.append(el("button", { text: `Parent #${d.parent_id}`, onclick: () => openDetail(d.parent_id) }));
+  for (const c of d.children || []) lineage.append(el("button", { text: `Child #${c}`, onclick: () => openDetail(c) }));
+  info.replaceChildren(
+    el("div", { class: "row" }, stars, fav, el("span", { text: `#${d.id}` })),
+    el("h4", { text: "Prompt" }), el("div", { class: "prompt", id: "detail-prompt", text: d.prompt || "(none)" }),
+    el("h4", { text: "Negative prompt" }), el("div", { class: "prompt", text: d.negative_prompt || "(none)" }),
+    el("div", { class: "row" }, copy("Copy prompt", d.prompt), copy("Copy negative", d.negative_prompt),
+      copy("Copy A1111 infotext", infotext), copy("Copy seed", d.seed != null ? String(d.seed) : "")),
+    el("h4", { text: "Parameters" }), table,
+    el("h4", { text: "Tags" }), tagRow, addTag,
+    el("h4", { text: "Albums" }), el("div", { class: "row", text: (d.albums || []).join(", ") || "—" }),
+    el("h4", { text: "Generate" }), genButtons,
+    el("h4", { text: "Looks similar" }), similar,
+    el("h4", { text: "Lineage" }), lineage.childElementCount ? lineage : el("div", { text: "—" }),
+    el("h4", { text: "Files" }), ...d.files.map((f) => el("div", { text: `${f.path} (${f.state})` })),
+  );
+}
+
+function thumb(item, onclick) {
+  const img = el("img", { alt: "", title: item.prompt || "", decoding: "async" });
+  if (SAFE_DATA_URI.test(item.placeholder || "")) img.style.backgroundImage = `url("${item.placeholder}")`;
+  img.src = safeUrl(item.thumbnail_url);
+  img.addEventListener("click", onclick);
+  return img;
+}
+
+async function copyText(text) {
+  try { await navigator.clipboard.writeText(text); } catch {
+    const area = el("textarea");
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+}
+
+function closeDetail() {
+  $("#detail").hidden = true;
+  S.detailId = null;
+  scroller.focus();
+}
+$("#detail .close").addEventListener("click", closeDetail);
+
+// ---------------------------------------------------------------------------------------
+// prompts page and albums page
+async function showPrompts() {
+  showView("prompts");
+  const view = $("#prompts-view");
+  const search = el("input", { type: "search", placeholder: "search prompts", id: "prompt-search" });
+  const sort = el("select", { id: "prompt-sort" }, ...["count", "recent", "first", "text"].map((s) =>
+    el("option", { value: s, text: `sort: ${s}` })));
+  const list = el("div", { id: "prompt-list" });
+  const more = el("button", { text: "Load more", hidden: "" });
+  view.replaceChildren(el("div", { class: "toolbar" }, search, sort), list, more);
+  let cursor = null;
+  const load = async (reset) => {
+    if (reset) { cursor = null; list.replaceChildren(); }
+    const params = new URLSearchParams({ q: search.value, sort: sort.value, limit: "40" });
+    if (cursor) params.set("cursor", cursor);
+    const page = await api(`/api/prompts?${params}`);
+    for (const p of page.items) {
+      list.append(el("div", { class: "prompt-row" },
+        el("div", {},
+          el("div", { class: "text", text: p.text, onclick: () => setQuery(`prompt_id:${p.id}`) }),
+          el("div", { class: "strip" }, ...(p.images || []).map((it) => thumb(it, () => openDetail(it.id))))),
+        el("div", { class: "meta" },
+          el("div", { text: `${p.image_count.toLocaleString()} image(s)` }),
+          el("div", { text: `first ${new Date(p.first_seen * 1000).toLocaleDateString()}` }),
+          el("div", { text: `last ${new Date(p.last_seen * 1000).toLocaleDateString()}` }))));
+    }
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  };
+  let timer = null;
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => load(true), 200); });
+  sort.addEventListener("change", () => load(true));
+  more.addEventListener("click", () => load(false));
+  await load(true);
+}
+
+async function showAlbums() {
+  showView("albums");
+  const view = $("#albums-view");
+  const name = el("input", { placeholder: "new album name" });
+  const create = el("button", { text: "Create album", onclick: async () => {
+    if (!name.value.trim()) return;
+    try { await api("/api/albums", { json: { name: name.value } }); showAlbums(); } catch (e) { toast(e.message); }
+  } });
+  const { albums } = await api("/api/albums");
+  view.replaceChildren(el("div", { class: "toolbar" }, name, create),
+    ...albums.map((a) => el("div", { class: "prompt-row" },
+      el("a", { href: `#/?q=${encodeURIComponent(`album:${quoteValue(a.name)}`)}`, text: a.name }),
+      el("span", { class: "meta", text: `${a.count} image(s)` }))));
+}
+
+async function addSelectionToAlbum() {
+  const { albums } = await api("/api/albums");
+  const names = albums.map((a) => a.name).join(", ");
+  const name = prompt(`Album name${names ? ` (existing: ${names})` : ""}:`);
+  if (!name) return;
+  let album = albums.find((a) => a.name.toLowerCase() === name.trim().toLowerCase());
+  if (!album) album = await api("/api/albums", { json: { name } });
+  const body = S.allInQuery ? { q: S.q } : { ids: targetIds() };
+  const r = await api(`/api/albums/${album.id}/images`, { json: body });
+  toast(`Added ${r.added} image(s) to ${album.name}`);
+}
+
+function showView(name) {
+  $("#grid-view").hidden = name !== "grid";
+  $("#prompts-view").hidden = name !== "prompts";
+  $("#albums-view").hidden = name !== "albums";
+  for (const a of document.querySelectorAll("#topbar nav a")) {
+    a.classList.toggle("active", a.dataset.view === name);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// search box: query language with autocomplete; saved searches
+const FIELD_SUGGEST = { "tag:": "tags", "-tag:": "tags", "model:": "model", "lora:": "lora",
+  "sampler:": "sampler", "generator:": "generator" };
+
+$("#search").addEventListener("input", async (ev) => {
+  const words = ev.target.value.split(" ");
+  const last = words[words.length - 1];
+  const box = $("#suggest");
+  const field = Object.keys(FIELD_SUGGEST).find((f) => last.startsWith(f));
+  let options = [];
+  try {
+    if (field) {
+      const prefix = last.slice(field.length).replace(/^"/, "");
+      const kind = FIELD_SUGGEST[field];
+      const r = kind === "tags"
+        ? await api(`/api/tags/suggest?prefix=${encodeURIComponent(prefix)}&limit=10`)
+        : await api(`/api/values/${kind}?prefix=${encodeURIComponent(prefix)}&limit=10`);
+      options = (r.tags || r.values).map((t) => ({ label: `${t.name} (${t.count})`, value: field + quoteValue(t.name) }));
+    } else if (last.length >= 2 && !last.includes(":")) {
+      const r = await api(`/api/values/word?prefix=${encodeURIComponent(last)}&limit=8`);
+      options = r.values.map((t) => ({ label: `${t.name} (${t.count})`, value: t.name }));
+    }
+  } catch { options = []; }
+  box.hidden = !options.length;
+  box.replaceChildren(...options.map((o) => el("div", { text: o.label, onclick: () => {
+    words[words.length - 1] = o.value;
+    ev.target.value = `${words.join(" ")} `;
+    box.hidden = true;
+    ev.target.focus();
+  } })));
+});
+$("#search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  $("#suggest").hidden = true;
+  setQuery($("#search").value);
+});
+
+function savedSearches() { return JSON.parse(localStorage.getItem("dd.saved") || "[]"); }
+function renderSaved() {
+  $("#saved").replaceChildren(...savedSearches().map((q) => el("li", {},
+    el("span", { text: q || "(everything)", onclick: () => setQuery(q) }),
+    el("button", { text: "×", title: "Forget", onclick: () => {
+      localStorage.setItem("dd.saved", JSON.stringify(savedSearches().filter((s) => s !== q)));
+      renderSaved();
+    } }))));
+}
+$("#save-search").addEventListener("click", () => {
+  const list = savedSearches();
+  if (!list.includes(S.q)) list.push(S.q);
+  localStorage.setItem("dd.saved", JSON.stringify(list));
+  renderSaved();
+});
+
+// ---------------------------------------------------------------------------------------
+// events
+scroller.addEventListener("scroll", () => requestAnimationFrame(render), { passive: true });
+window.addEventListener("resize", () => layout());
+$("#tile-size").value = S.tile;
+$("#tile-size").addEventListener("input", (ev) => {
+  S.tile = Number(ev.target.value);
+  localStorage.setItem("dd.tile", S.tile);
+  layout();
+});
+grid.addEventListener("click", (ev) => {
+  const tile = ev.target.closest(".tile");
+  if (tile) { selectPos(Number(tile.dataset.pos), ev); scroller.focus(); }
+});
+grid.addEventListener("dblclick", (ev) => {
+  const tile = ev.target.closest(".tile");
+  if (tile) openDetail(Number(tile.dataset.id));
+});
+$("#selection-bar").addEventListener("click", (ev) => {
+  const act = ev.target.dataset.act;
+  if (act === "tag") openTagDialog(false);
+  else if (act === "untag") openTagDialog(true);
+  else if (act === "batch") selectBatch();
+  else if (act === "all") { S.allInQuery = true; S.selected.clear(); refreshTiles(); }
+  else if (act === "album") addSelectionToAlbum().catch((e) => toast(e.message));
+  else if (act === "undo") undo().catch((e) => toast(e.message));
+  else if (act === "clear") { S.selected.clear(); S.allInQuery = false; refreshTiles(); }
+});
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, textarea, select, dialog")) {
+    if (ev.key === "Escape") ev.target.blur();
+    return;
+  }
+  if (!$("#detail").hidden) {
+    if (ev.key === "Escape" || ev.key === " ") { ev.preventDefault(); closeDetail(); }
+    return;
+  }
+  if ($("#grid-view").hidden) return;
+  const k = ev.key;
+  if (k === "ArrowRight") { ev.preventDefault(); moveFocus(1, ev); }
+  else if (k === "ArrowLeft") { ev.preventDefault(); moveFocus(-1, ev); }
+  else if (k === "ArrowDown") { ev.preventDefault(); moveFocus(S.cols, ev); }
+  else if (k === "ArrowUp") { ev.preventDefault(); moveFocus(-S.cols, ev); }
+  else if (k === " ") {
+    ev.preventDefault();
+    const item = S.items[S.focus];
+    if (item) openDetail(item.id);
+  } else if (k === "t" || k === "T") { ev.preventDefault(); openTagDialog(false); }
+  else if (/^[0-5]$/.test(k)) rate(Number(k) || null).catch((e) => toast(e.message));
+  else if (k === "f" || k === "F") toggleFavorite().catch((e) => toast(e.message));
+  else if (k === "Delete") markForDeletion().catch((e) => toast(e.message));
+  else if (k === "Escape") { S.selected.clear(); S.allInQuery = false; refreshTiles(); }
+  else if ((ev.ctrlKey || ev.metaKey) && k === "a") {
+    ev.preventDefault();
+    for (const item of S.items) S.selected.add(item.id);
+    refreshTiles();
+  } else if ((ev.ctrlKey || ev.metaKey) && k === "z") undo().catch((e) => toast(e.message));
+  else if (k === "Enter" && S.focus >= 0) selectPos(S.focus, ev);
+});
+
+function route() {
+  const hash = location.hash || "#/";
+  if (hash.startsWith("#/prompts")) return showPrompts();
+  if (hash.startsWith("#/albums")) return showAlbums();
+  const m = hash.match(/^#\/\?q=(.*)$/);
+  setQuery(m ? decodeURIComponent(m[1]) : "", false);
+}
+window.addEventListener("popstate", route);
+window.addEventListener("hashchange", route);
+
+// live updates: server-sent events from scans, the watcher and the thumbnailer
+function listen() {
+  const source = new EventSource("/api/events");
+  let refreshTimer = null;
+  const refreshSoon = (count) => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => {
+      if (scroller.scrollTop < S.rowH && !S.selected.size) resetGrid();
+      else toast(`${count || "New"} image(s) indexed — click to show`, 6000, () => resetGrid());
+    }, 400);
+  };
+  source.addEventListener("scan", (ev) => {
+    const d = JSON.parse(ev.data);
+    $("#status").textContent = d.stage === "done" ? `scan done: ${d.new_images} new` : `${d.stage} ${d.done}/${d.total}`;
+    if (d.stage === "done" && d.new_images) refreshSoon(d.new_images);
+  });
+  source.addEventListener("indexed", (ev) => refreshSoon(JSON.parse(ev.data).count));
+  source.addEventListener("thumbnails", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.stage !== "done") $("#status").textContent = `thumbnails ${d.done}/${d.total}`;
+  });
+}
+
+renderSaved();
+layout();
+route();
+listen();
