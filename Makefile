@@ -6,7 +6,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ run: $(STAMP)
 	$(if $(FOLDER),$(VENV)/bin/dreamdepot $(if $(LIBRARY),--library $(LIBRARY)) add $(FOLDER) &&) \
 	$(VENV)/bin/dreamdepot $(if $(LIBRARY),--library $(LIBRARY)) serve $(ARGS)
 
-test: $(STAMP)
+# The UI tests drive Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the UI tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here: UI tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -29,6 +37,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(PY) bench/ingest.py
 	$(PY) bench/metadata.py
+	$(PY) bench/thumbs.py
+	$(PY) bench/query.py
+	$(PY) bench/ui.py

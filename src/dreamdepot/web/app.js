@@ -49,6 +49,11 @@ function toast(message, ms = 2500, onClick = null) {
   toast.timer = setTimeout(() => (t.hidden = true), ms);
 }
 
+// split a query into terms, keeping quoted values whole: tag:"red fox" -tag:x → 2 terms
+function terms(q) {
+  return q.match(/(?:[^\s"]+|"(?:[^"\\]|\\.)*")+/g) || [];
+}
+
 function quoteValue(v) {
   return /[\s"()]/.test(v) ? `"${v.replace(/"/g, '\\"')}"` : v;
 }
@@ -160,7 +165,8 @@ async function loadMore() {
   const gen = S.generation;
   $("#grid-end").textContent = "Loading…";
   try {
-    const params = new URLSearchParams({ q: S.q, limit: "300" });
+    // a small first page paints sooner; later pages are bigger
+    const params = new URLSearchParams({ q: S.q, limit: S.items.length ? "400" : "120" });
     if (S.cursor) params.set("cursor", S.cursor);
     const page = await api(`/api/images?${params}`);
     if (gen !== S.generation) return;
@@ -201,11 +207,15 @@ function resetGrid() {
   S.rendered.clear();
   scroller.scrollTop = 0;
   refreshTiles();
-  api(`/api/images/count?q=${encodeURIComponent(S.q)}`)
-    .then((r) => { S.total = r.count; $("#status").textContent = `${r.count.toLocaleString()} images`; })
-    .catch(() => {});
-  loadMore();
-  loadTags();
+  const gen = S.generation;
+  // the first page first; the count and the tag sidebar follow once tiles are painting
+  loadMore().then(() => {
+    if (gen !== S.generation) return;
+    api(`/api/images/count?q=${encodeURIComponent(S.q)}`)
+      .then((r) => { S.total = r.count; $("#status").textContent = `${r.count.toLocaleString()} images`; })
+      .catch(() => {});
+    loadTags();
+  });
 }
 
 function setQuery(q, push = true) {
@@ -230,8 +240,8 @@ async function loadTags() {
       const li = el("li", { dataset: { tag: t.name } },
         el("span", { text: t.name, class: t.kind === "auto" ? "kind-auto" : "" }),
         el("span", { class: "n", text: t.count.toLocaleString() }));
-      if (S.q.split(/\s+/).includes(term)) li.classList.add("included");
-      if (S.q.split(/\s+/).includes(`-${term}`)) li.classList.add("excluded");
+      if (terms(S.q).includes(term)) li.classList.add("included");
+      if (terms(S.q).includes(`-${term}`)) li.classList.add("excluded");
       li.addEventListener("click", (ev) => toggleTagTerm(t.name, ev.altKey));
       return li;
     }));
@@ -240,7 +250,7 @@ async function loadTags() {
 
 function toggleTagTerm(name, exclude) {
   const term = `tag:${quoteValue(name)}`;
-  const parts = S.q ? S.q.split(/\s+/) : [];
+  const parts = terms(S.q);
   const want = exclude ? `-${term}` : term;
   const other = exclude ? term : `-${term}`;
   let next = parts.filter((p) => p !== other);

@@ -1,0 +1,260 @@
+"""The web UI, driven in real Chromium (Debian's, through Playwright) against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from builders import chunk, png
+from dreamdepot.library import Library
+from server import Server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)"
+)
+XSS_PROMPT = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> evil fox'
+
+
+def _tiny_png(i: int, text: str) -> bytes:
+    """A distinct 8x8 PNG with a parameters chunk, assembled directly (fast for 10,000)."""
+    raw = b"".join(
+        b"\x00" + bytes([(i * 37 + y * 11) % 256, (i * 13) % 256, (y * 29) % 256]) * 8
+        for y in range(8)
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+        + chunk(b"tEXt", b"parameters\x00" + text.encode("latin-1"))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def big_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("ui")
+    root = base / "pics"
+    for i in range(10_000):
+        subject = ("red fox", "blue whale", "green dragon")[i % 3]
+        text = (
+            f"a {subject}, variant {i % 50}\nNegative prompt: blurry\n"
+            f"Steps: {20 + i % 10}, Sampler: Euler a, CFG scale: 7, Seed: {i}, Size: 512x512, "
+            "Model: demo-model"
+        )
+        path = root / f"d{i % 10}" / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_tiny_png(i, text))
+    png(root / "xss.png", {"parameters": XSS_PROMPT + "\nSteps: 5, Seed: 666, Size: 8x8"})
+    lib_path = base / "lib"
+    with Library.open(lib_path) as lib:
+        lib.indexer().scan([lib.add_root(root)])
+        with lib.catalog.transaction() as conn:
+            from dreamdepot.catalog import images, tags
+
+            tags.add_tag(conn, "whales", images.matching_ids(conn, "whale"))
+            tags.add_tag(conn, "<b>bold</b>", images.matching_ids(conn, "seed:1..3"))
+        lib.make_thumbnails()
+    return lib_path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(big_library: Path, browser: Any) -> Iterator[tuple[Any, str]]:
+    with Server(big_library) as srv:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(srv.base + "/")
+        pg.wait_for_selector(".tile img.loaded")
+        yield pg, srv.base
+        assert errors == [], errors
+        context.close()
+
+
+def test_first_load_paints_placeholders_and_thumbnails(page: Any) -> None:
+    pg, _ = page
+    tiles = pg.locator(".tile")
+    assert tiles.count() > 20
+    backgrounds = pg.eval_on_selector_all(".tile", "ts => ts.map(t => t.style.backgroundImage)")
+    assert all(b.startswith('url("data:image/') for b in backgrounds), "a tile without placeholder"
+    pg.wait_for_function("document.querySelectorAll('.tile img.loaded').length > 20")
+    assert "10,001 images" in pg.inner_text("#status")
+
+
+def test_scrolling_through_10000_images_keeps_the_dom_small(page: Any) -> None:
+    pg, _ = page
+    most_tiles = 0
+    for _ in range(400):
+        pg.evaluate(
+            "() => { const s = document.querySelector('#grid-scroll');"
+            " s.scrollTop = s.scrollHeight; }"
+        )
+        pg.wait_for_timeout(30)
+        most_tiles = max(most_tiles, pg.locator(".tile").count())
+        if pg.evaluate("S.done && !S.loading"):
+            break
+    assert pg.evaluate("S.items.length") == 10_001
+    assert pg.evaluate("new Set(S.items.map(i => i.id)).size") == 10_001
+    assert most_tiles < 200, most_tiles  # windowed: only visible rows plus a margin
+    pg.evaluate(
+        "() => { const s = document.querySelector('#grid-scroll'); s.scrollTop = s.scrollHeight; }"
+    )
+    pg.wait_for_timeout(200)
+    visible = pg.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.pos)")
+    assert max(int(v) for v in visible) >= 9_990
+
+
+def test_tag_sidebar_filters_includes_and_excludes(page: Any) -> None:
+    pg, _ = page
+    pg.click("#tags li[data-tag='whales']")
+    pg.wait_for_function("document.querySelector('#status').textContent.startsWith('3,333 ')")
+    assert pg.input_value("#search") == "tag:whales"
+    prompts = pg.eval_on_selector_all(".tile", "ts => ts.map(t => t.title)")
+    assert prompts and all("whale" in p for p in prompts)
+    pg.click("#tags li[data-tag='whales']", modifiers=["Alt"])
+    pg.wait_for_function("document.querySelector('#status').textContent.startsWith('6,668 ')")
+    assert pg.input_value("#search") == "-tag:whales"
+
+
+def test_keyboard_bulk_tagging_rating_and_undo(page: Any) -> None:
+    pg, base = page
+    pg.click(".tile >> nth=0")
+    pg.keyboard.press("Shift+ArrowRight")
+    pg.keyboard.press("Shift+ArrowRight")
+    assert pg.inner_text("#selection-count") == "3 selected"
+    ids = pg.evaluate("[...S.selected]")
+    pg.keyboard.press("t")
+    pg.fill("#tag-input", "keyboard-tag")
+    pg.keyboard.press("Enter")
+    pg.wait_for_selector("#toast:not([hidden])")
+    found = httpx.get(f"{base}/api/images", params={"q": "tag:keyboard-tag"}).json()["items"]
+    assert sorted(i["id"] for i in found) == sorted(ids)
+    pg.keyboard.press("4")
+    pg.wait_for_function("S.items.slice(0, 3).every(i => i.rating === 4)")
+    rated = httpx.get(f"{base}/api/images/count", params={"q": "rating:4"}).json()["count"]
+    assert rated == 3
+    pg.click("#undo")  # undoes the rating
+    pg.wait_for_function("S.items.slice(0, 3).every(i => i.rating === null)")
+    assert httpx.get(f"{base}/api/images/count", params={"q": "rating:4"}).json()["count"] == 0
+    pg.keyboard.press("Delete")
+    pg.wait_for_function("S.items.slice(0, 3).every(i => i.marked)")
+    marked = httpx.get(f"{base}/api/images/count", params={"q": "tag:marked-for-deletion"})
+    assert marked.json()["count"] == 3
+    pg.keyboard.press("Control+z")
+    pg.wait_for_timeout(300)
+    assert (
+        httpx.get(f"{base}/api/images/count", params={"q": "tag:marked-for-deletion"}).json()[
+            "count"
+        ]
+        == 0
+    )
+
+
+def test_detail_view_shows_every_parameter(page: Any) -> None:
+    pg, _ = page
+    pg.click(".tile >> nth=4")
+    pg.keyboard.press(" ")
+    pg.wait_for_selector("#detail:not([hidden]) #detail-prompt")
+    info = pg.inner_text("#detail-info")
+    for text in (
+        "Negative prompt",
+        "blurry",
+        "Euler a",
+        "demo-model",
+        "Copy A1111 infotext",
+        "Copy seed",
+        "Generate more",
+    ):
+        assert text.lower() in info.lower()
+    assert pg.is_disabled("text=Upscale")
+    pg.keyboard.press("Escape")
+    assert pg.is_hidden("#detail")
+
+
+def test_prompts_page_lists_prompts_with_counts_and_outputs(page: Any) -> None:
+    pg, _ = page
+    pg.click("text=Prompts")
+    pg.wait_for_selector(".prompt-row")
+    first = pg.locator(".prompt-row >> nth=0")
+    assert "image(s)" in first.inner_text()
+    assert first.locator(".strip img").count() == 6
+    pg.fill("#prompt-search", "dragon")
+    pg.wait_for_timeout(600)
+    texts = pg.eval_on_selector_all(".prompt-row .text", "ts => ts.map(t => t.textContent)")
+    assert texts and all("dragon" in t for t in texts)
+    pg.click(".prompt-row .text >> nth=0")
+    pg.wait_for_selector("#grid-view:not([hidden]) .tile")
+    assert pg.input_value("#search").startswith("prompt_id:")
+
+
+def test_untrusted_text_is_rendered_inertly(page: Any) -> None:
+    pg, _ = page
+    pg.fill("#search", "evil seed:666")
+    pg.keyboard.press("Enter")
+    pg.wait_for_function("S.items.length === 1 && S.done")
+    pg.dblclick(".tile")
+    pg.wait_for_selector("#detail:not([hidden]) #detail-prompt")
+    assert pg.inner_text("#detail-prompt").startswith("<script>window.__xss = 1</script><img")
+    pg.keyboard.press("Escape")
+    pg.click("text=Prompts")
+    pg.fill("#prompt-search", "evil")
+    pg.wait_for_timeout(600)
+    assert "<img src=x" in pg.inner_text("#prompt-list")
+    pg.goto(pg.url.split("#")[0] + "#/")
+    pg.wait_for_selector("#tags li")
+    assert pg.locator("#tags li", has_text="<b>bold</b>").count() == 1
+    assert pg.evaluate("window.__xss") is None
+    assert pg.locator("#prompt-list img[src='x'], #tags b, #detail-info img[src='x']").count() == 0
+
+
+def test_live_updates_show_new_images_without_reloading(page: Any, big_library: Path) -> None:
+    pg, base = page
+    with Library.open(big_library) as lib:
+        root = Path(lib.roots()[0].path)
+    new = root / "live" / "new.png"
+    png(new, {"parameters": "a live snail\nSteps: 5, Sampler: Euler, Seed: 424242, Size: 8x8"})
+    try:
+        r = httpx.post(f"{base}/api/scan")
+        assert r.status_code == 202
+        pg.wait_for_function("S.items.some(i => i.seed === 424242)", timeout=15_000)
+    finally:
+        new.unlink()
+        httpx.post(f"{base}/api/scan")
+
+
+def test_saved_searches_and_tile_size(page: Any) -> None:
+    pg, _ = page
+    pg.fill("#search", "whale steps:25")
+    pg.keyboard.press("Enter")
+    pg.click("#save-search")
+    assert pg.locator("#saved li", has_text="whale steps:25").count() == 1
+    before = pg.evaluate("S.cols")
+    pg.fill("#tile-size", "96")
+    pg.dispatch_event("#tile-size", "input")
+    assert pg.evaluate("S.cols") > before
+    saved = json.loads(pg.evaluate("localStorage.getItem('dd.saved')"))
+    assert "whale steps:25" in saved
