@@ -57,7 +57,8 @@ FRAME_PROBE = """
       const r = t.getBoundingClientRect();
       if (r.bottom > 0 && r.top < innerHeight && !t.style.backgroundImage) blank++;
     }
-    if (now < end) requestAnimationFrame(step); else resolve({deltas, blank, items: S.items.length});
+    if (now < end) requestAnimationFrame(step);
+    else resolve({deltas, blank, items: S.items.length});
   }
   requestAnimationFrame(step);
 })
@@ -139,7 +140,8 @@ def main() -> None:
         page.wait_for_selector("#tags li[data-tag='style 3']")
         clicks = []
         click_and_wait = """(want) => new Promise(resolve => {
-          const li = [...document.querySelectorAll('#tags li')].find(l => l.dataset.tag === 'style 3');
+          const li = [...document.querySelectorAll('#tags li')]
+            .find(l => l.dataset.tag === 'style 3');
           const t0 = performance.now();
           li.click();
           (function poll() {
