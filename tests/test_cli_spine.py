@@ -210,3 +210,14 @@ def test_demo_creates_labelled_images_from_several_generators(cli: Cli) -> None:
     assert s["images"] == 40
     assert {"a1111", "comfyui", "novelai", "invokeai"} <= set(s["generators"])
     assert "demo" in s["roots"][0]["path"]
+
+
+def test_thumbnails_command_makes_avif_placeholders_and_hashes(cli: Cli, photos: Path) -> None:
+    cli("add", str(photos))
+    assert "Made thumbnails for 4 image(s)" in cli("thumbnails").stdout
+    conn = catalog(cli.library_path)
+    rows = conn.execute("SELECT thumb_key, placeholder, phash FROM images").fetchall()
+    assert all(r[0] and r[1].startswith("data:image/webp;base64,") and r[2] is not None
+               for r in rows)
+    assert all((cli.library_path / "thumbs" / r[0]).read_bytes()[4:12] == b"ftypavif" for r in rows)
+    assert "0 image(s)" in cli("thumbnails").stdout

@@ -460,6 +460,15 @@ def prune(
 
 
 @app.command()
+def thumbnails() -> None:
+    """Make missing grid thumbnails, placeholders and perceptual hashes now (``serve`` does
+    this in the background; the web UI also makes any missing one on demand)."""
+    with open_library() as lib, _scan_progress() as progress:
+        n = lib.make_thumbnails(progress=RichProgress(progress))
+    console.print(f"Made thumbnails for {n:,} image(s).")
+
+
+@app.command()
 def demo(
     count: Annotated[int, typer.Option(help="How many demo images.")] = 300,
 ) -> None:
