@@ -225,7 +225,7 @@ def test_untrusted_text_is_rendered_inertly(page: Any) -> None:
     pg.wait_for_timeout(600)
     assert "<img src=x" in pg.inner_text("#prompt-list")
     pg.goto(pg.url.split("#")[0] + "#/")
-    pg.wait_for_selector("#tags li")
+    pg.wait_for_selector("#tags li[data-tag='<b>bold</b>']")
     assert pg.locator("#tags li", has_text="<b>bold</b>").count() == 1
     assert pg.evaluate("window.__xss") is None
     assert pg.locator("#prompt-list img[src='x'], #tags b, #detail-info img[src='x']").count() == 0

@@ -1,0 +1,1 @@
+"""The semantic layer: prompt embeddings, vector search, suggestions and the dream cache."""
