@@ -11,7 +11,8 @@ STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,semantic]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -217,7 +217,8 @@ def test_thumbnails_command_makes_avif_placeholders_and_hashes(cli: Cli, photos:
     assert "Made thumbnails for 4 image(s)" in cli("thumbnails").stdout
     conn = catalog(cli.library_path)
     rows = conn.execute("SELECT thumb_key, placeholder, phash FROM images").fetchall()
-    assert all(r[0] and r[1].startswith("data:image/webp;base64,") and r[2] is not None
-               for r in rows)
+    assert all(
+        r[0] and r[1].startswith("data:image/webp;base64,") and r[2] is not None for r in rows
+    )
     assert all((cli.library_path / "thumbs" / r[0]).read_bytes()[4:12] == b"ftypavif" for r in rows)
     assert "0 image(s)" in cli("thumbnails").stdout

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +23,6 @@ from rich.table import Table
 from dreamdepot import __version__
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
-from dreamdepot.catalog.query import parse
 from dreamdepot.errors import DreamDepotError, MetadataError, QueryError
 from dreamdepot.ingest.pipeline import Root, ScanStats
 from dreamdepot.library import Library
@@ -73,7 +73,7 @@ def open_library() -> Library:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -137,7 +137,9 @@ def print_scan(stats: ScanStats) -> None:
         highlight=False,
     )
     for path in stats.offline_roots:
-        console.print(f"[yellow]offline:[/] {path} is unreachable; its files are kept as offline")
+        console.print(
+            f"[yellow]offline:[/] {escape(path)} is unreachable; its files are kept as offline"
+        )
     if stats.errors:
         console.print("Run [bold]dreamdepot doctor[/] to see the files that could not be read.")
 
@@ -157,7 +159,7 @@ def add(
             except DreamDepotError as exc:
                 fail(str(exc))
         for r in roots:
-            console.print(f"Added {r.path}", highlight=False)
+            console.print(f"Added {escape(r.path)}", highlight=False)
         if not no_scan:
             print_scan(run_scan(lib, roots))
 
@@ -191,7 +193,7 @@ def watch(
 
         def report(paths: list[str]) -> None:
             console.print(
-                f"indexed {len(paths)} file(s): {', '.join(paths[:5])}"
+                f"indexed {len(paths)} file(s): {escape(', '.join(paths[:5]))}"
                 + (" …" if len(paths) > 5 else ""),
                 highlight=False,
             )
@@ -214,6 +216,8 @@ def search(
             page = catalog_images.search(lib.conn, query, limit=limit)
         except QueryError as exc:
             fail(f"bad query: {exc}", 2)
+        except DreamDepotError as exc:
+            fail(str(exc), 2)
         if as_json:
             for item in page.items:
                 item = dict(item)
@@ -226,12 +230,13 @@ def search(
             table.add_column(col, overflow="fold")
         for item in page.items:
             paths = catalog_images.paths_of(lib.conn, item["id"])
-            table.add_row(
+            cells = (
                 str(item["id"]), item["generator"] or "", item["model"] or "",
                 "" if item["seed"] is None else str(item["seed"]),
                 "" if item["steps"] is None else str(item["steps"]),
                 (item["prompt"] or "")[:80], paths[0]["path"] if paths else "",
             )  # fmt: skip
+            table.add_row(*(escape(c) for c in cells))
         console.print(table)
         console.print(
             f"{len(page.items)} shown" + (" (more: raise --limit)" if page.next_cursor else "")
@@ -247,7 +252,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     if as_json:
         sys.stdout.write(json.dumps(s, ensure_ascii=False, indent=2) + "\n")
         return
-    console.print(f"Library {s['library']}", highlight=False)
+    console.print(f"Library {escape(s['library'])}", highlight=False)
     console.print(
         f"{s['images']:,} images in {s['files']:,} files ({s['bytes'] / 1e6:,.1f} MB), "
         f"{s['prompts']:,} distinct prompts, {s['tags']:,} tags; "
@@ -255,10 +260,12 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         f"{s['scan_errors']:,} unreadable"
     )
     for gen, n in s["generators"].items():
-        console.print(f"  {gen:<18} {n:>8,}", highlight=False)
+        console.print(f"  {escape(gen):<18} {n:>8,}", highlight=False)
     for r in s["roots"]:
         state = "online" if r["online"] else "OFFLINE"
-        console.print(f"  folder {r['path']} ({state}, {r['files']:,} files)", highlight=False)
+        console.print(
+            f"  folder {escape(r['path'])} ({state}, {r['files']:,} files)", highlight=False
+        )
 
 
 @app.command()
@@ -298,11 +305,16 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print("All files were read. Nothing to report.")
         return
     for e in errors:
-        console.print(f"[red]unreadable[/] {e['path']}: {e['reason']}", highlight=False)
+        console.print(
+            f"[red]unreadable[/] {escape(e['path'])}: {escape(e['reason'])}", highlight=False
+        )
     for w in warnings:
-        console.print(f"[yellow]metadata[/] {w['path']}: {w['reason']}", highlight=False)
+        console.print(
+            f"[yellow]metadata[/] {escape(str(w['path']))}: {escape(str(w['reason']))}",
+            highlight=False,
+        )
     for path in offline:
-        console.print(f"[yellow]offline[/] {path}", highlight=False)
+        console.print(f"[yellow]offline[/] {escape(path)}", highlight=False)
 
 
 INSPECT_KEYS = (
@@ -368,14 +380,14 @@ def inspect(
     for k, v in data.items():
         if k == "raw" or v in (None, [], {}):
             continue
-        table.add_row(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        table.add_row(k, escape(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)))
     console.print(table)
 
 
 def _tag_change(tag: str, query: str, remove: bool) -> None:
     with open_library() as lib:
         try:
-            ids = catalog_images.matching_ids(lib.conn, parse(query))
+            ids = catalog_images.matching_ids(lib.conn, query)
         except QueryError as exc:
             fail(f"bad query: {exc}", 2)
         try:
@@ -387,7 +399,9 @@ def _tag_change(tag: str, query: str, remove: bool) -> None:
         except DreamDepotError as exc:
             fail(str(exc), 2)
     verb = "Removed" if remove else "Tagged"
-    console.print(f"{verb} '{tag}' on {n:,} of {len(ids):,} matching image(s)", highlight=False)
+    console.print(
+        f"{verb} '{escape(tag)}' on {n:,} of {len(ids):,} matching image(s)", highlight=False
+    )
 
 
 @tag_app.command("add")
@@ -424,7 +438,7 @@ def export(
     writer = write_jsonl if fmt == "jsonl" else write_csv
     with open_library() as lib:
         try:
-            parse(query)
+            catalog_images.compile_query(lib.conn, query)
         except QueryError as exc:
             fail(f"bad query: {exc}", 2)
         if output is None:
@@ -466,6 +480,170 @@ def thumbnails() -> None:
     with open_library() as lib, _scan_progress() as progress:
         n = lib.make_thumbnails(progress=RichProgress(progress))
     console.print(f"Made thumbnails for {n:,} image(s).")
+
+
+cache_app = typer.Typer(help="The dream cache: statistics.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _embedder_or_fail():  # type: ignore[no-untyped-def]
+    from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+
+    try:
+        embedder = load_embedder()
+        embedder.embed_texts(["warm up"])
+        return embedder
+    except EmbedderUnavailable as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def embed() -> None:
+    """Embed every prompt that has no vector yet (``serve`` does this in the background)."""
+    from dreamdepot.semantic.service import embed_pending
+
+    with open_library() as lib:
+        embedder = _embedder_or_fail()
+        with _scan_progress() as progress:
+            n = embed_pending(lib.conn, embedder, progress=RichProgress(progress))
+    console.print(f"Embedded {n:,} prompt(s) with {embedder.model_id}.")
+
+
+@app.command()
+def dream(
+    prompt: Annotated[str, typer.Argument(help="What you want to see.")],
+    negative: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hold the model fixed.")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="WxH; matches the aspect unless --exact-size.")
+    ] = None,
+    exact_size: Annotated[bool, typer.Option(help="Require the exact size.")] = False,
+    hold: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE to hold fixed, e.g. sampler=Euler a")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Cosine threshold (default 0.80).")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the cache.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a prompt from the library when a past generation asked for the same picture;
+    otherwise generate it (needs a configured back end)."""
+    from dreamdepot.ingest.metadata.model import parse_size, to_float, to_int
+    from dreamdepot.semantic.cache import DEFAULT_THRESHOLD, DreamCache, DreamRequest
+    from dreamdepot.semantic.service import embed_pending
+
+    width, height = parse_size(size) if size else (None, None)
+    if size and not width:
+        fail("--size must look like 1024x768", 2)
+    held: dict[str, Any] = {}
+    for item in hold or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--hold {item!r}: use KEY=VALUE", 2)
+        held[key.strip()] = (
+            to_int(value)
+            if to_int(value) is not None
+            else (to_float(value) if to_float(value) is not None else value.strip())
+        )
+    with open_library() as lib:
+        result: dict[str, Any]
+        if no_cache:
+            lib.conn.execute(
+                "INSERT INTO cache_events(at, prompt, decision, reason) "
+                "VALUES (strftime('%s','now'), ?, 'bypass', '--no-cache')",
+                (prompt,),
+            )
+            result = {"hit": False, "reason": "cache bypassed (--no-cache)", "images": []}
+        else:
+            embedder = _embedder_or_fail()
+            embed_pending(lib.conn, embedder)
+            req = DreamRequest(
+                prompt,
+                negative,
+                model,
+                width,
+                height,
+                "exact" if exact_size else "aspect",
+                held,
+                threshold if threshold is not None else DEFAULT_THRESHOLD,
+            )
+            result = DreamCache(lib.conn, embedder).lookup(req).to_dict()
+        if not result["hit"]:
+            result["generated"] = None
+            result["backend"] = None
+            result["error"] = (
+                "no generation back end is configured, so a miss cannot be generated yet"
+            )
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        return
+    if result["hit"]:
+        console.print(
+            f"[green]hit[/] (similarity {result['similarity']:.3f}) — "
+            f"matched prompt: {escape(result['matched_prompt'])}",
+            highlight=False,
+        )
+        for img in result["images"]:
+            console.print(
+                f"  #{img['id']}  {img['paths'][0] if img['paths'] else ''}", highlight=False
+            )
+        console.print(f"about {result['seconds_saved']:.0f} GPU-seconds saved")
+    else:
+        console.print(f"[yellow]miss[/]: {escape(result['reason'])}", highlight=False)
+        console.print(result["error"])
+
+
+@cache_app.command("stats")
+def cache_stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Hit rate and GPU-seconds saved by the dream cache."""
+    from dreamdepot.semantic.cache import cache_stats
+
+    with open_library() as lib:
+        s = cache_stats(lib.conn)
+    if as_json:
+        sys.stdout.write(json.dumps(s) + "\n")
+        return
+    console.print(
+        f"{s['lookups']:,} lookups: {s['hits']:,} hits, {s['misses']:,} misses, "
+        f"{s['bypassed']:,} bypassed; hit rate {s['hit_rate']:.0%}; "
+        f"{s['gpu_seconds_saved']:,.0f} GPU-seconds saved"
+    )
+    for r in s["top_miss_reasons"]:
+        console.print(f"  miss x{r['count']}: {escape(r['reason'])}", highlight=False)
+
+
+@app.command()
+def prefill(
+    file: Annotated[Path, typer.Argument(help=".txt, .csv, .jsonl or .parquet of prompts")],
+    column: Annotated[str | None, typer.Option(help="Column or key holding prompts.")] = None,
+    min_chars: Annotated[int, typer.Option(help="Skip shorter prompts.")] = 30,
+    generate: Annotated[bool, typer.Option(help="Queue a generation for each.")] = False,
+    no_embed: Annotated[bool, typer.Option("--no-embed", help="Do not embed now.")] = False,
+) -> None:
+    """Load prompts from a data set for suggestions and lookups (de-duplicated)."""
+    from dreamdepot.semantic.prefill import prefill as do_prefill
+    from dreamdepot.semantic.prefill import read_prompts
+    from dreamdepot.semantic.service import embed_pending
+
+    if not file.is_file():
+        fail(f"{file}: no such file", 2)
+    if generate:
+        fail("--generate needs a generation back end, and none is configured yet", 2)
+    with open_library() as lib:
+        try:
+            counts = do_prefill(lib.conn, read_prompts(file, column), min_chars)
+        except DreamDepotError as exc:
+            fail(str(exc), 2)
+        console.print(
+            f"Read {counts['read']:,} prompt(s); {counts['kept']:,} kept (>= "
+            f"{min_chars} characters, de-duplicated); {counts['added']:,} new."
+        )
+        if not no_embed and counts["added"]:
+            embedder = _embedder_or_fail()
+            with _scan_progress() as progress:
+                n = embed_pending(lib.conn, embedder, progress=RichProgress(progress))
+            console.print(f"Embedded {n:,} prompt(s).")
 
 
 @app.command()
@@ -528,7 +706,7 @@ def main() -> None:
     try:
         app()
     except DreamDepotError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted; the catalog is consistent and the next scan resumes")

@@ -14,6 +14,7 @@ from dreamdepot.errors import QueryError
 from dreamdepot.ingest.paths import display, from_db
 
 MAX_LIMIT = 1000
+EXTENSIONS = {"similar"}
 
 SUMMARY_COLUMNS = (
     "images.id, images.content_hash, images.format, images.width, images.height, "
@@ -27,6 +28,21 @@ SUMMARY_COLUMNS = (
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+def compile_query(conn: sqlite3.Connection, text: str) -> Query:
+    """Parse a query and resolve the fields answered outside SQL (``similar:`` needs the
+    prompt vectors), ANDing their clauses in. Every face uses this, never ``parse`` alone."""
+    q = parse(text, EXTENSIONS)
+    for tok in q.extension_terms:
+        if not tok.value.strip():
+            raise QueryError(f"expected words after '{tok.field_name}:'", tok.pos, text)
+        from dreamdepot.semantic.service import similar_clause
+
+        sql, params = similar_clause(conn, tok.value)
+        q.template = f"({q.template}) AND ({'NOT ' if tok.negated else ''}({sql}))"
+        q.params = [*q.params, *params]
+    return q
 
 
 def encode_cursor(sort: Sort, last_value: Any, last_id: int) -> str:
@@ -59,7 +75,7 @@ def search(
     Paging is by keyset on (sort value, id): every image appears exactly once across
     pages however many share a timestamp, and a deep page costs what the first does.
     """
-    q = parse(query) if isinstance(query, str) else query
+    q = compile_query(conn, query) if isinstance(query, str) else query
     limit = max(1, min(int(limit), MAX_LIMIT))
     sort = q.sort
     params = list(q.params)
@@ -93,7 +109,7 @@ def search(
 def iter_all(conn: sqlite3.Connection, query: str | Query = "", page: int = 1000) -> Any:
     """Every match, page by page (for export and bulk tagging)."""
     cursor = None
-    q = parse(query) if isinstance(query, str) else query
+    q = compile_query(conn, query) if isinstance(query, str) else query
     while True:
         result = search(conn, q, page, cursor)
         yield from result.items
@@ -103,7 +119,7 @@ def iter_all(conn: sqlite3.Connection, query: str | Query = "", page: int = 1000
 
 
 def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
-    q = parse(query) if isinstance(query, str) else query
+    q = compile_query(conn, query) if isinstance(query, str) else query
     return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {q.where}", q.params)]
 
 

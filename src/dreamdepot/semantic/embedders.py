@@ -12,7 +12,7 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,8 +43,8 @@ class MiniLMEmbedder:
     def __init__(self, model_dir: Path | None = None) -> None:
         self.model_dir = model_dir or _packaged_minilm()
         self._lock = threading.Lock()
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self.truncated = 0
 
     def _load(self) -> None:
@@ -76,8 +76,9 @@ class MiniLMEmbedder:
                 self._load()
             assert self._tokenizer is not None and self._model is not None
             clean = [t if t.strip() else " " for t in texts]
-            batch = self._tokenizer(clean, padding=True, truncation=True, max_length=MAX_TOKENS,
-                                    return_tensors="pt")
+            batch = self._tokenizer(
+                clean, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
             self.truncated += int((batch["attention_mask"].sum(1) >= MAX_TOKENS).sum())
             with torch.inference_mode():
                 out = self._model(**batch).last_hidden_state

@@ -21,47 +21,275 @@ from dataclasses import dataclass
 
 _TAGS = re.compile(r"<[^<>]*>")
 _WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?")
-_WORD = re.compile(r"[0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+|[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]",
-                   re.IGNORECASE)
+_WORD = re.compile(
+    r"[0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+|[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]",
+    re.IGNORECASE,
+)
 
 STOPWORDS = frozenset(
-    "a an the of in on at by for to from with and or is are be into onto over under its it "
-    "this that these those as very some".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "to",
+        "from",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "be",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "its",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "as",
+        "very",
+        "some",
+    ]
 )
 FILLER = frozenset(
-    """masterpiece best quality high highly detailed detail details ultra ultrarealistic hd uhd
-    hdr 4k 8k 16k 32k absurdres highres resolution sharp focus intricate professional award
-    winning awardwinning trending artstation beautiful amazing stunning gorgeous aesthetic
-    breathtaking epic nice good great perfect incredible extremely super insane
-    official art illustration""".split()
+    [
+        "masterpiece",
+        "best",
+        "quality",
+        "high",
+        "highly",
+        "detailed",
+        "detail",
+        "details",
+        "ultra",
+        "ultrarealistic",
+        "hd",
+        "uhd",
+        "hdr",
+        "4k",
+        "8k",
+        "16k",
+        "32k",
+        "absurdres",
+        "highres",
+        "resolution",
+        "sharp",
+        "focus",
+        "intricate",
+        "professional",
+        "award",
+        "winning",
+        "awardwinning",
+        "trending",
+        "artstation",
+        "beautiful",
+        "amazing",
+        "stunning",
+        "gorgeous",
+        "aesthetic",
+        "breathtaking",
+        "epic",
+        "nice",
+        "good",
+        "great",
+        "perfect",
+        "incredible",
+        "extremely",
+        "super",
+        "insane",
+        "official",
+        "art",
+        "illustration",
+    ]
 )
 SYNONYMS = {
-    "photograph": "photo", "photography": "photo", "photographic": "photo", "picture": "photo",
-    "pic": "photo", "image": "photo", "photorealistic": "realistic", "photoreal": "realistic",
-    "realism": "realistic", "lifelike": "realistic", "hyperrealistic": "realistic",
-    "kitty": "cat", "doggy": "dog",
-    "automobile": "car", "sea": "ocean", "seaside": "ocean", "woods": "forest",
-    "alley": "street", "road": "street", "grey": "gray", "colour": "color", "colours": "color",
-    "nighttime": "night", "daytime": "day", "midnight": "night", "sunrise": "dawn",
-    "mountains": "mountain", "portrait": "portrait", "closeup": "close", "close-up": "close",
-    "humanoid": "robot", "android": "robot", "woman": "woman", "lady": "woman", "girl": "girl",
-    "man": "man", "guy": "man", "gentleman": "man", "huge": "big", "large": "big",
-    "giant": "big", "tiny": "small", "little": "small", "cute": "cute", "adorable": "cute",
-    "wearing": "wear", "wears": "wear", "dressed": "wear", "riding": "ride", "rides": "ride",
-    "sitting": "sit", "sits": "sit", "standing": "stand", "stands": "stand",
+    "photograph": "photo",
+    "photography": "photo",
+    "photographic": "photo",
+    "picture": "photo",
+    "pic": "photo",
+    "image": "photo",
+    "photorealistic": "realistic",
+    "photoreal": "realistic",
+    "realism": "realistic",
+    "lifelike": "realistic",
+    "hyperrealistic": "realistic",
+    "kitty": "cat",
+    "doggy": "dog",
+    "automobile": "car",
+    "sea": "ocean",
+    "seaside": "ocean",
+    "woods": "forest",
+    "alley": "street",
+    "road": "street",
+    "grey": "gray",
+    "colour": "color",
+    "colours": "color",
+    "nighttime": "night",
+    "daytime": "day",
+    "midnight": "night",
+    "sunrise": "dawn",
+    "mountains": "mountain",
+    "portrait": "portrait",
+    "closeup": "close",
+    "close-up": "close",
+    "humanoid": "robot",
+    "android": "robot",
+    "woman": "woman",
+    "lady": "woman",
+    "girl": "girl",
+    "man": "man",
+    "guy": "man",
+    "gentleman": "man",
+    "huge": "big",
+    "large": "big",
+    "giant": "big",
+    "tiny": "small",
+    "little": "small",
+    "cute": "cute",
+    "adorable": "cute",
+    "wearing": "wear",
+    "wears": "wear",
+    "dressed": "wear",
+    "riding": "ride",
+    "rides": "ride",
+    "sitting": "sit",
+    "sits": "sit",
+    "standing": "stand",
+    "stands": "stand",
 }
 CATEGORIES = {
-    "colour": set("""red orange yellow green blue purple violet pink brown black white gray gold
-        golden silver cyan magenta teal turquoise beige crimson scarlet navy maroon""".split()),
-    "count": set("""one two three four five six seven eight nine ten single pair couple dozen
-        many several multiple group crowd solo duo trio""".split()),
-    "time of day": set("night day dawn dusk sunset morning evening noon afternoon twilight".split()),
-    "season or weather": set("""winter summer spring autumn fall rain rainy snow snowy storm
-        stormy fog foggy sunny cloudy""".split()),
-    "medium or style": set("""oil watercolor watercolour painting sketch drawing pencil charcoal
-        anime manga cartoon 3d render cgi pixel lowpoly low poly photo realistic impressionist
-        cubist surreal ukiyo ghibli vaporwave cyberpunk steampunk noir minimalist""".split()),
-    "negation": set("no not without never none".split()),
+    "colour": set(
+        [
+            "red",
+            "orange",
+            "yellow",
+            "green",
+            "blue",
+            "purple",
+            "violet",
+            "pink",
+            "brown",
+            "black",
+            "white",
+            "gray",
+            "gold",
+            "golden",
+            "silver",
+            "cyan",
+            "magenta",
+            "teal",
+            "turquoise",
+            "beige",
+            "crimson",
+            "scarlet",
+            "navy",
+            "maroon",
+        ]
+    ),
+    "count": set(
+        [
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "single",
+            "pair",
+            "couple",
+            "dozen",
+            "many",
+            "several",
+            "multiple",
+            "group",
+            "crowd",
+            "solo",
+            "duo",
+            "trio",
+        ]
+    ),
+    "time of day": set(
+        [
+            "night",
+            "day",
+            "dawn",
+            "dusk",
+            "sunset",
+            "morning",
+            "evening",
+            "noon",
+            "afternoon",
+            "twilight",
+        ]
+    ),
+    "season or weather": set(
+        [
+            "winter",
+            "summer",
+            "spring",
+            "autumn",
+            "fall",
+            "rain",
+            "rainy",
+            "snow",
+            "snowy",
+            "storm",
+            "stormy",
+            "fog",
+            "foggy",
+            "sunny",
+            "cloudy",
+        ]
+    ),
+    "medium or style": set(
+        [
+            "oil",
+            "watercolor",
+            "watercolour",
+            "painting",
+            "sketch",
+            "drawing",
+            "pencil",
+            "charcoal",
+            "anime",
+            "manga",
+            "cartoon",
+            "3d",
+            "render",
+            "cgi",
+            "pixel",
+            "lowpoly",
+            "low",
+            "poly",
+            "photo",
+            "realistic",
+            "impressionist",
+            "cubist",
+            "surreal",
+            "ukiyo",
+            "ghibli",
+            "vaporwave",
+            "cyberpunk",
+            "steampunk",
+            "noir",
+            "minimalist",
+        ]
+    ),
+    "negation": set(["no", "not", "without", "never", "none"]),
 }
 
 
@@ -112,9 +340,7 @@ def _edit_distance_at_most(a: str, b: str, limit: int) -> bool:
     return prev[-1] <= limit
 
 
-def _spelling_pairs(
-    only_a: dict[str, str], only_b: dict[str, str]
-) -> tuple[set[str], set[str]]:
+def _spelling_pairs(only_a: dict[str, str], only_b: dict[str, str]) -> tuple[set[str], set[str]]:
     """Drop word pairs that are spelling variants of each other (compared as written).
 
     Words of one category (two colours) never pair; a misspelt category word (``yelllow``)
@@ -130,7 +356,7 @@ def _spelling_pairs(
             if not limit or not _edit_distance_at_most(raw_a, raw_b, limit):
                 continue
             ca, cb = _category(a), _category(b)
-            if ca != cb and (ca and cb or shorter < 6):
+            if ca != cb and ((ca and cb) or shorter < 6):
                 continue
             left.discard(a)
             right.discard(b)
@@ -168,4 +394,6 @@ def same_intent(a: str, b: str) -> IntentCheck:
         hit = sorted(w for w in diff if w in CATEGORIES[name])
         if hit:
             return IntentCheck(False, f"different {name}: {', '.join(hit)}", tuple(sorted(diff)))
-    return IntentCheck(False, f"different words: {', '.join(sorted(diff)[:6])}", tuple(sorted(diff)))
+    return IntentCheck(
+        False, f"different words: {', '.join(sorted(diff)[:6])}", tuple(sorted(diff))
+    )

@@ -21,8 +21,9 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: Iterable[int]) -> None: ...
 
-    def search(self, vector: np.ndarray, k: int, allowed: set[int] | None = None
-               ) -> list[tuple[int, float]]: ...
+    def search(
+        self, vector: np.ndarray, k: int, allowed: set[int] | None = None
+    ) -> list[tuple[int, float]]: ...
 
 
 def to_blob(vector: np.ndarray, dtype: str = "float16") -> bytes:
@@ -41,14 +42,22 @@ def from_blob(blob: bytes, dim: int, dtype: str) -> np.ndarray | None:
     return v / norm if norm > 0 else None
 
 
-def store(conn: sqlite3.Connection, model_id: str, kind: str, ids: list[int],
-          vectors: np.ndarray, dtype: str = "float16") -> None:
+def store(
+    conn: sqlite3.Connection,
+    model_id: str,
+    kind: str,
+    ids: list[int],
+    vectors: np.ndarray,
+    dtype: str = "float16",
+) -> None:
     now = time.time()
     conn.executemany(
         "INSERT OR REPLACE INTO embeddings(model_id, owner_kind, owner_id, dim, dtype, vector, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(model_id, kind, i, int(v.shape[0]), dtype, to_blob(v, dtype), now)
-         for i, v in zip(ids, vectors, strict=True)],
+        [
+            (model_id, kind, i, int(v.shape[0]), dtype, to_blob(v, dtype), now)
+            for i, v in zip(ids, vectors, strict=True)
+        ],
     )
 
 
@@ -106,8 +115,9 @@ class NumpyIndex:
                 self._ids[last] = -1
                 self._size -= 1
 
-    def search(self, vector: np.ndarray, k: int, allowed: set[int] | None = None
-               ) -> list[tuple[int, float]]:
+    def search(
+        self, vector: np.ndarray, k: int, allowed: set[int] | None = None
+    ) -> list[tuple[int, float]]:
         with self._lock:
             if self._size == 0:
                 return []
@@ -135,7 +145,8 @@ class PromptVectors:
         ids, rows = [], []
         for owner_id, dim, dtype, blob in conn.execute(
             "SELECT owner_id, dim, dtype, vector FROM embeddings "
-            "WHERE model_id = ? AND owner_kind = 'prompt'", (self.model_id,)
+            "WHERE model_id = ? AND owner_kind = 'prompt'",
+            (self.model_id,),
         ):
             v = from_blob(blob, dim, dtype) if dim == self.index.dim else None
             if v is None:

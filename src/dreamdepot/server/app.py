@@ -76,7 +76,7 @@ class TokenAuth(BaseHTTPMiddleware):
 
 
 def create_app(library_path: Path, token: str | None = None) -> FastAPI:
-    from dreamdepot.server.routes import albums, files, images, prompts, system, tags
+    from dreamdepot.server.routes import albums, files, images, prompts, semantic, system, tags
 
     library_path = Path(library_path)
     settings = load_settings(library_path)
@@ -130,7 +130,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
             status_code=422,
         )
 
-    for module in (images, tags, albums, prompts, files, system):
+    for module in (images, tags, albums, prompts, semantic, files, system):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

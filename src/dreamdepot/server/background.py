@@ -57,6 +57,32 @@ def thumbnails(st: AppState) -> int:
     return n
 
 
+def embeddings(st: AppState) -> int:
+    """Embed new prompts when the semantic extra is installed; otherwise note it once."""
+    from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+    from dreamdepot.semantic.service import embed_pending
+
+    try:
+        embedder = load_embedder()
+    except EmbedderUnavailable as exc:
+        st.events.publish("embed", {"stage": "unavailable", "note": str(exc)})
+        return 0
+    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    try:
+        return embed_pending(catalog.conn, embedder, progress=EventProgress(st, "embed"))
+    except EmbedderUnavailable as exc:
+        st.events.publish("embed", {"stage": "unavailable", "note": str(exc)})
+        return 0
+    finally:
+        catalog.close()
+
+
+def after_indexing(st: AppState) -> None:
+    """The background stages, in order: thumbnails first (what users see), then vectors."""
+    thumbnails(st)
+    embeddings(st)
+
+
 def scan_in_background(st: AppState) -> bool:
     if not _scan_lock.acquire(blocking=False):
         return False
@@ -78,7 +104,7 @@ def scan_in_background(st: AppState) -> bool:
                 )
             finally:
                 catalog.close()
-            thumbnails(st)
+            after_indexing(st)
         finally:
             _scan_lock.release()
 
@@ -93,7 +119,7 @@ def start_watcher(st: AppState) -> threading.Thread:
 
     def on_indexed(paths: list[str]) -> None:
         st.events.publish("indexed", {"count": len(paths), "paths": paths[:20]})
-        thumbnails(st)
+        after_indexing(st)
 
     def run() -> None:
         catalog, indexer = _indexer(st, "scan")

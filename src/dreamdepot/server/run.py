@@ -30,7 +30,7 @@ def run_server(
     import uvicorn
 
     from dreamdepot.server.app import create_app
-    from dreamdepot.server.background import start_watcher, thumbnails
+    from dreamdepot.server.background import after_indexing, start_watcher
 
     if not is_loopback(host) and not token:
         raise DreamDepotError(
@@ -39,7 +39,9 @@ def run_server(
         )
     app = create_app(library_path, token=token)
     st = app.state.dd
-    threading.Thread(target=thumbnails, args=(st,), name="dreamdepot-thumbs", daemon=True).start()
+    threading.Thread(
+        target=after_indexing, args=(st,), name="dreamdepot-stages", daemon=True
+    ).start()
     if watch:
         start_watcher(st)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"

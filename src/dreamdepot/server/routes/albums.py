@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
-from dreamdepot.catalog.query import parse
 from dreamdepot.server.app import state
 
 router = APIRouter(prefix="/api/albums", tags=["albums"])
@@ -56,7 +55,7 @@ def _target_ids(request: Request, body: AlbumImages) -> list[int]:
     if (body.ids is None) == (body.q is None):
         raise HTTPException(422, "give either ids or q")
     if body.q is not None:
-        return catalog_images.matching_ids(state(request).store.read(), parse(body.q))
+        return catalog_images.matching_ids(state(request).store.read(), body.q)
     return body.ids or []
 
 

@@ -59,9 +59,9 @@ def list_images(
 
 @router.get("/images/count")
 def count_images(request: Request, q: str = "") -> dict[str, int]:
-    from dreamdepot.catalog.query import parse
+    from dreamdepot.catalog.images import compile_query
 
-    parsed = parse(q)
+    parsed = compile_query(state(request).store.read(), q)
     conn = state(request).store.read()
     n = conn.execute(f"SELECT count(*) FROM images WHERE {parsed.where}", parsed.params).fetchone()
     return {"count": n[0]}

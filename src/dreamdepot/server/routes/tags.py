@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
-from dreamdepot.catalog.query import parse
+from dreamdepot.catalog.images import compile_query
 from dreamdepot.server.app import state
 
 router = APIRouter(prefix="/api", tags=["tags"])
@@ -21,7 +21,9 @@ def tag_counts(
 ) -> dict[str, Any]:
     """Tags with how many of the images matching ``q`` carry each, most used first
     (``partial``: counted over the newest 10,000 matches of a larger result)."""
-    return catalog_tags.tag_counts(state(request).store.read(), parse(q), limit)
+    return catalog_tags.tag_counts(
+        state(request).store.read(), compile_query(state(request).store.read(), q), limit
+    )
 
 
 @router.get("/tags/suggest")
@@ -59,7 +61,7 @@ class TagChange(BaseModel):
 def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
     st = state(request)
     if body.q is not None:
-        ids = catalog_images.matching_ids(st.store.read(), parse(body.q))
+        ids = catalog_images.matching_ids(st.store.read(), body.q)
     else:
         ids = body.ids or []
         known = (

@@ -1,0 +1,271 @@
+"""The dream cache: answer a generation request from the library when a past generation
+asked for the same picture.
+
+``lookup`` embeds the request's prompt, takes the nearest past prompts, and accepts the
+best one only if (1) its cosine similarity reaches the threshold, (2) the two prompts agree
+on every content word (``intent.same_intent``: colours, counts, subjects, media… must not
+differ), and (3) it has images that match what must match: the model, the size or aspect,
+the negative prompt, and any parameter the caller holds fixed. Every decision is logged in
+``cache_events`` with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.semantic import service
+from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder, load_embedder
+from dreamdepot.semantic.intent import same_intent
+
+# Chosen on bench/data/cache_pairs.jsonl (docs/dream-cache.md): with the intent check,
+# precision is 1.000 at every threshold from 0.70; 0.80 keeps recall at 0.95 while leaving
+# the cosine a real say on prompts the word check cannot tell apart.
+DEFAULT_THRESHOLD = 0.80
+TOP_K = 20
+MAX_PROMPT_CHARS = 4000
+ASSUMED_GENERATION_SECONDS = 10.0
+HOLDABLE = ("sampler", "scheduler", "steps", "cfg_scale", "seed", "generator", "vae")
+
+
+@dataclass
+class DreamRequest:
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    match_size: str = "aspect"  # "aspect", "exact" or "any"
+    hold: dict[str, Any] = field(default_factory=dict)
+    threshold: float = DEFAULT_THRESHOLD
+    limit: int = 8
+
+
+@dataclass
+class Decision:
+    hit: bool
+    reason: str
+    similarity: float | None = None
+    matched_prompt: str | None = None
+    matched_prompt_id: int | None = None
+    images: list[dict[str, Any]] = field(default_factory=list)
+    seconds_saved: float | None = None
+    truncated: bool = False
+    lookup_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _model_key(name: str | None) -> str:
+    """'models/sd_xl_base_1.0.safetensors' -> 'sd_xl_base_1.0'."""
+    if not name:
+        return ""
+    stem = PurePath(name.replace("\\", "/")).name
+    for ext in (".safetensors", ".ckpt", ".pt", ".bin", ".gguf"):
+        stem = stem.removesuffix(ext)
+    return stem.lower()
+
+
+def _generation_seconds(params: str | None) -> float | None:
+    if not params:
+        return None
+    try:
+        data = json.loads(params)
+    except ValueError:
+        return None
+    for key in ("generation_time", "extra"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("generation_time")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            head = value.split()[0] if value.split() else ""
+            try:
+                return float(head)
+            except ValueError:
+                continue
+    return None
+
+
+class DreamCache:
+    def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None) -> None:
+        self.conn = conn
+        self.embedder = embedder or load_embedder()
+
+    def lookup(self, req: DreamRequest, log: bool = True) -> Decision:
+        started = time.perf_counter()
+        prompt = req.prompt.strip()
+        if not prompt:
+            decision = Decision(False, "empty prompt: nothing to look up")
+            return self._finish(req, decision, started, log)
+        truncated = len(prompt) > MAX_PROMPT_CHARS
+        vector = self.embedder.embed_texts([prompt[:MAX_PROMPT_CHARS]])[0]
+        tokens_truncated = getattr(self.embedder, "truncated", 0)
+        found = service.neighbours(self.conn, prompt, TOP_K, embedder=self.embedder, vector=vector)
+        best: Decision | None = None
+        for prompt_id, score in found:
+            row = self.conn.execute(
+                "SELECT text FROM prompts WHERE id = ?", (prompt_id,)
+            ).fetchone()
+            if row is None:
+                continue
+            if score < req.threshold:
+                best = best or Decision(
+                    False,
+                    f"nearest prompt is below the threshold ({score:.3f} < {req.threshold:.2f})",
+                    score,
+                    row[0],
+                    prompt_id,
+                )
+                break
+            check = same_intent(prompt, row[0])
+            if not check.same:
+                best = best or Decision(
+                    False,
+                    f"similar prompt asks for something else: {check.reason}",
+                    score,
+                    row[0],
+                    prompt_id,
+                )
+                continue
+            images, why_not = self._matching_images(req, prompt_id)
+            if not images:
+                best = best or Decision(False, why_not, score, row[0], prompt_id)
+                continue
+            saved = [s for s in (_generation_seconds(i.pop("_params")) for i in images) if s]
+            decision = Decision(
+                True,
+                "same intent, parameters match",
+                score,
+                row[0],
+                prompt_id,
+                images,
+                statistics.median(saved) if saved else ASSUMED_GENERATION_SECONDS,
+            )
+            decision.truncated = truncated
+            return self._finish(req, decision, started, log)
+        decision = best or Decision(False, "no similar prompt in the library")
+        decision.truncated = truncated or bool(tokens_truncated)
+        return self._finish(req, decision, started, log)
+
+    def _matching_images(
+        self, req: DreamRequest, prompt_id: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        rows = self.conn.execute(
+            "SELECT i.id, i.model, i.width, i.height, i.params, n.text AS negative, "
+            + ", ".join(f"i.{h}" for h in HOLDABLE)
+            + " FROM images i LEFT JOIN prompts n ON n.id = i.negative_prompt_id "
+            "WHERE i.prompt_id = ? AND EXISTS (SELECT 1 FROM files f WHERE f.image_id = i.id "
+            "AND f.state = 'present') ORDER BY coalesce(i.rating, 0) DESC, i.created_at DESC",
+            (prompt_id,),
+        ).fetchall()
+        if not rows:
+            return [], "the similar prompt has no images on disk"
+        reasons: list[str] = []
+        keep = []
+        for r in rows:
+            why = self._mismatch(req, r)
+            if why:
+                reasons.append(why)
+            else:
+                keep.append(r)
+        if not keep:
+            return [], f"a similar prompt was found but {reasons[0]}"
+        ids = [r["id"] for r in keep[: req.limit]]
+        params = {r["id"]: r["params"] for r in keep}
+        page = catalog_images.search(self.conn, "id:" + ",".join(map(str, ids)), limit=len(ids))
+        items = []
+        for item in page.items:
+            item["paths"] = [
+                f["path"]
+                for f in catalog_images.paths_of(self.conn, item["id"])
+                if f["state"] == "present"
+            ]
+            item["_params"] = params.get(item["id"])
+            items.append(item)
+        return items, ""
+
+    def _mismatch(self, req: DreamRequest, r: sqlite3.Row) -> str:
+        if req.model and _model_key(req.model) != _model_key(r["model"]):
+            return f"its images used model {r['model']!r}, not {req.model!r}"
+        if req.width and req.height and r["width"] and r["height"] and req.match_size != "any":
+            if req.match_size == "exact" and (r["width"], r["height"]) != (req.width, req.height):
+                return f"its images are {r['width']}x{r['height']}, not {req.width}x{req.height}"
+            ratio = (r["width"] / r["height"]) / (req.width / req.height)
+            if req.match_size == "aspect" and not 0.98 <= ratio <= 1.02:
+                return f"its images have another aspect ({r['width']}x{r['height']})"
+        if req.negative_prompt is not None:  # None: the caller does not care; "" means none
+            mine, theirs = req.negative_prompt.strip(), (r["negative"] or "").strip()
+            if (mine or theirs) and (not mine or not theirs or not same_intent(mine, theirs).same):
+                return "the negative prompt differs"
+        for key, value in req.hold.items():
+            if key not in HOLDABLE:
+                continue
+            have = r[key]
+            if isinstance(value, str) and isinstance(have, str):
+                if value.strip().lower() != have.strip().lower():
+                    return f"{key} differs ({have!r})"
+            elif have != value:
+                return f"{key} differs ({have!r})"
+        return ""
+
+    def _finish(self, req: DreamRequest, d: Decision, started: float, log: bool) -> Decision:
+        d.lookup_ms = (time.perf_counter() - started) * 1000
+        if log:
+            log_decision(self.conn, req, d, self.embedder.model_id)
+        return d
+
+
+def log_decision(conn: sqlite3.Connection, req: DreamRequest, d: Decision, model_id: str) -> None:
+    """Record a cache decision (every lookup is logged, hits and misses with their reason)."""
+    conn.execute(
+        "INSERT INTO cache_events(at, prompt, negative_prompt, decision, similarity, "
+        "matched_prompt_id, image_ids, reason, seconds_saved, model_id, request) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            time.time(),
+            req.prompt[:MAX_PROMPT_CHARS],
+            req.negative_prompt,
+            "hit" if d.hit else "miss",
+            d.similarity,
+            d.matched_prompt_id,
+            json.dumps([i["id"] for i in d.images]) if d.images else None,
+            d.reason,
+            d.seconds_saved if d.hit else None,
+            model_id,
+            json.dumps({k: v for k, v in asdict(req).items() if k != "prompt"}),
+        ),
+    )
+
+
+def cache_stats(conn: sqlite3.Connection) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT count(*), sum(decision = 'hit'), sum(decision = 'miss'), sum(decision = 'bypass'),"
+        " coalesce(sum(seconds_saved), 0) FROM cache_events"
+    ).fetchone()
+    total, hits, misses, bypass, saved = row[0], row[1] or 0, row[2] or 0, row[3] or 0, row[4]
+    reasons = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT reason, count(*) AS count FROM cache_events WHERE decision = 'miss' "
+            "GROUP BY reason ORDER BY count DESC LIMIT 5"
+        )
+    ]
+    return {
+        "lookups": total,
+        "hits": hits,
+        "misses": misses,
+        "bypassed": bypass,
+        "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
+        "gpu_seconds_saved": saved,
+        "top_miss_reasons": reasons,
+        "token_limit": MAX_TOKENS,
+    }

