@@ -276,7 +276,8 @@ BASES: list[tuple[str, dict[str, str]]] = [
         {
             "subject": "a treehouse in a giant baobab tree, children's book illustration",
             "medium": "a treehouse in a giant oak tree, photorealistic render",
-            "object": "a treehouse with a rope bridge in a giant oak tree, children's book illustration",
+            "object": "a treehouse with a rope bridge in a giant oak tree, "
+            "children's book illustration",
         },
     ),
     (
@@ -435,8 +436,8 @@ def evaluate(pairs: list[dict[str, object]]) -> None:
         row = []
         for use_check in (False, True):
             pred = [c >= t and (ok or not use_check) for c, ok in zip(cos, checks, strict=True)]
-            tp = sum(p and l for p, l in zip(pred, labels, strict=True))
-            fp = sum(p and not l for p, l in zip(pred, labels, strict=True))
+            tp = sum(p and y for p, y in zip(pred, labels, strict=True))
+            fp = sum(p and not y for p, y in zip(pred, labels, strict=True))
             precision = tp / (tp + fp) if tp + fp else 1.0
             row.append(f"{precision:10.3f} {tp / n_pos:7.3f}")
         print(f"{t:9.2f} | {row[0]:>33} | {row[1]:>38}")
