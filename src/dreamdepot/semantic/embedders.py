@@ -46,12 +46,16 @@ class MiniLMEmbedder:
         self._model: Any = None
         self._tokenizer: Any = None
         self.truncated = 0
+        self._threads = 1
 
     def _load(self) -> None:
+        # Idle OpenMP threads must not spin: they would starve numpy's BLAS threads during the
+        # vector search that follows every lookup (measured: 105 ms vs 14 ms per embedding).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            import torch
+            import torch  # noqa: F401 - checked here so a missing torch gets the clear message
             from transformers import AutoModel, AutoTokenizer
         except ImportError as exc:
             raise EmbedderUnavailable(
@@ -62,7 +66,7 @@ class MiniLMEmbedder:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        self._threads = max(1, min(2, os.cpu_count() or 1))
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         model.eval()
@@ -74,6 +78,10 @@ class MiniLMEmbedder:
         with self._lock:
             if self._model is None:
                 self._load()
+            # one thread for a single query (lowest latency), all cores for ingest batches
+            threads = 1 if len(texts) <= 4 else self._threads
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
             assert self._tokenizer is not None and self._model is not None
             clean = [t if t.strip() else " " for t in texts]
             batch = self._tokenizer(

@@ -578,6 +578,7 @@ async function showPrompts() {
           el("div", { class: "text", text: p.text, onclick: () => setQuery(`prompt_id:${p.id}`) }),
           el("div", { class: "strip" }, ...(p.images || []).map((it) => thumb(it, () => openDetail(it.id))))),
         el("div", { class: "meta" },
+          el("button", { text: "variants", class: "variants-btn", onclick: (ev) => showVariants(p, ev.target) }),
           el("div", { text: `${p.image_count.toLocaleString()} image(s)` }),
           el("div", { text: `first ${new Date(p.first_seen * 1000).toLocaleDateString()}` }),
           el("div", { text: `last ${new Date(p.last_seen * 1000).toLocaleDateString()}` }))));
@@ -591,6 +592,72 @@ async function showPrompts() {
   more.addEventListener("click", () => load(false));
   await load(true);
 }
+
+async function showVariants(p, button) {
+  const row = button.closest(".prompt-row");
+  const old = row.querySelector(".variants");
+  if (old) return old.remove();
+  const box = el("div", { class: "variants" });
+  row.firstChild.append(box);
+  try {
+    const { items } = await api(`/api/prompts/${p.id}/variants`);
+    if (!items.length) box.textContent = "No near-variants of this prompt.";
+    for (const v of items) {
+      const diff = el("div", { class: "diff" }, ...v.diff.map((d) =>
+        el("span", { class: d.op, text: `${d.text} ` })));
+      box.append(el("div", {}, el("span", { class: "meta", text: `${v.score.toFixed(2)} · ${v.image_count} image(s) ` }), diff));
+    }
+  } catch (err) { box.textContent = err.message; }
+}
+
+async function showDream() {
+  showView("dream");
+  loadCacheStats();
+}
+
+async function loadCacheStats() {
+  try {
+    const s = await api("/api/cache/stats");
+    $("#cache-stats").textContent = `${s.lookups} lookups · ${s.hits} hits · ${s.misses} misses · ` +
+      `hit rate ${(s.hit_rate * 100).toFixed(0)}% · ${Math.round(s.gpu_seconds_saved)} GPU-seconds saved`;
+  } catch (err) { $("#cache-stats").textContent = err.message; }
+}
+
+$("#dream-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("#dream-result");
+  const [w, h] = ($("#dream-size").value.match(/^(\d+)\s*[x×]\s*(\d+)$/) || []).slice(1).map(Number);
+  const body = { prompt: $("#dream-prompt").value };
+  if ($("#dream-negative").value.trim()) body.negative_prompt = $("#dream-negative").value;
+  if ($("#dream-model").value.trim()) body.model = $("#dream-model").value.trim();
+  if (w && h) { body.width = w; body.height = h; }
+  out.replaceChildren(el("div", { text: "Looking in the library…" }));
+  try {
+    const r = await api("/api/dream", { json: body });
+    const head = r.hit
+      ? el("div", { class: "hit", text: `Hit: similarity ${r.similarity.toFixed(3)}, served in ${r.lookup_ms.toFixed(0)} ms — "${r.matched_prompt}"` })
+      : el("div", { class: "miss", text: `Miss: ${r.reason}. ${r.error || ""}` });
+    out.replaceChildren(head, el("div", { class: "strip" }, ...r.images.map((it) => thumb(it, () => openDetail(it.id)))));
+  } catch (err) { out.replaceChildren(el("div", { class: "miss", text: err.message })); }
+  loadCacheStats();
+});
+
+let dreamTimer = null;
+$("#dream-prompt").addEventListener("input", (ev) => {
+  clearTimeout(dreamTimer);
+  dreamTimer = setTimeout(async () => {
+    const box = $("#dream-suggest");
+    const q = ev.target.value.trim();
+    if (q.length < 3) return box.replaceChildren();
+    try {
+      const { items } = await api(`/api/suggest?q=${encodeURIComponent(q)}&limit=6`);
+      box.replaceChildren(...items.slice(0, 8).map((it) => el("div", {
+        text: `${it.text} (${it.image_count})`,
+        onclick: () => { ev.target.value = it.text; box.replaceChildren(); },
+      })));
+    } catch { box.replaceChildren(); }
+  }, 200);
+});
 
 async function showAlbums() {
   showView("albums");
@@ -623,6 +690,7 @@ function showView(name) {
   $("#grid-view").hidden = name !== "grid";
   $("#prompts-view").hidden = name !== "prompts";
   $("#albums-view").hidden = name !== "albums";
+  $("#dream-view").hidden = name !== "dream";
   for (const a of document.querySelectorAll("#topbar nav a")) {
     a.classList.toggle("active", a.dataset.view === name);
   }
@@ -648,12 +716,18 @@ $("#search").addEventListener("input", async (ev) => {
         : await api(`/api/values/${kind}?prefix=${encodeURIComponent(prefix)}&limit=10`);
       options = (r.tags || r.values).map((t) => ({ label: `${t.name} (${t.count})`, value: field + quoteValue(t.name) }));
     } else if (last.length >= 2 && !last.includes(":")) {
-      const r = await api(`/api/values/word?prefix=${encodeURIComponent(last)}&limit=8`);
+      const r = await api(`/api/values/word?prefix=${encodeURIComponent(last)}&limit=6`);
       options = r.values.map((t) => ({ label: `${t.name} (${t.count})`, value: t.name }));
+      const free = words.filter((w) => !w.includes(":")).join(" ");
+      const s = await api(`/api/suggest?q=${encodeURIComponent(free)}&limit=4`).catch(() => ({ items: [] }));
+      for (const it of s.items.slice(0, 6)) {
+        options.push({ label: `prompt: ${it.text} (${it.image_count})`, replaceAll: `prompt_id:${it.id}` });
+      }
     }
   } catch { options = []; }
   box.hidden = !options.length;
   box.replaceChildren(...options.map((o) => el("div", { text: o.label, onclick: () => {
+    if (o.replaceAll) { setQuery(o.replaceAll); box.hidden = true; return; }
     words[words.length - 1] = o.value;
     ev.target.value = `${words.join(" ")} `;
     box.hidden = true;
@@ -747,6 +821,7 @@ function route() {
   const hash = location.hash || "#/";
   if (hash.startsWith("#/prompts")) return showPrompts();
   if (hash.startsWith("#/albums")) return showAlbums();
+  if (hash.startsWith("#/dream")) return showDream();
   const m = hash.match(/^#\/\?q=(.*)$/);
   setQuery(m ? decodeURIComponent(m[1]) : "", false);
 }
