@@ -76,3 +76,5 @@ def _no_env_library(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DREAMDEPOT_LIBRARY", raising=False)
     monkeypatch.delenv("DREAMDEPOT_TOKEN", raising=False)
     monkeypatch.setenv("DREAMDEPOT_WORKERS", os.environ.get("TEST_WORKERS", "2"))
+    # background auto-tagging stays off unless a test turns it on (test_autotag.py)
+    monkeypatch.setenv("DREAMDEPOT_AUTOTAG", "")

@@ -413,6 +413,38 @@ def tag_add(
     _tag_change(tag, query, remove=False)
 
 
+@tag_app.command("accept")
+def tag_accept(
+    tag: Annotated[str, typer.Argument(help="An auto tag.")],
+    query: Annotated[str, typer.Argument(help="Query selecting the images (all if empty).")] = "",
+) -> None:
+    """Make an auto tag the user's own on the images QUERY matches."""
+    _review(tag, query, "accept")
+
+
+@tag_app.command("reject")
+def tag_reject(
+    tag: Annotated[str, typer.Argument(help="An auto tag.")],
+    query: Annotated[str, typer.Argument(help="Query selecting the images (all if empty).")] = "",
+) -> None:
+    """Remove an auto tag from the images QUERY matches; re-runs never propose it again."""
+    _review(tag, query, "reject")
+
+
+def _review(tag: str, query: str, action: str) -> None:
+    from dreamdepot.tagging.stage import review
+
+    with open_library() as lib:
+        try:
+            ids = catalog_images.matching_ids(lib.conn, query)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+        with lib.catalog.transaction() as conn:
+            n = review(conn, tag, ids, action)
+    verb = "Accepted" if action == "accept" else "Rejected"
+    console.print(f"{verb} auto tag '{escape(tag)}' on {n:,} image(s)", highlight=False)
+
+
 @tag_app.command("remove")
 def tag_remove(
     tag: Annotated[str, typer.Argument(help="Tag name.")],
@@ -471,6 +503,39 @@ def prune(
                 "images.negative_prompt_id = prompts.id)"
             )
     console.print(f"Forgot {n_files:,} missing file(s) and {n_images:,} image(s).")
+
+
+@app.command()
+def autotag(
+    query: Annotated[str, typer.Argument(help="Only images this query matches.")] = "",
+    tagger: Annotated[list[str] | None, typer.Option(help="Run only these taggers.")] = None,
+    force: Annotated[bool, typer.Option(help="Run again even where up to date.")] = False,
+) -> None:
+    """Run the automatic taggers (enabled in dreamdepot.toml) where they have not run yet, or
+    ran an older version; rejected tags never come back."""
+    from dreamdepot.tagging.stage import autotag as run_autotag
+    from dreamdepot.tagging.stage import build_taggers
+
+    with open_library() as lib:
+        taggers, problems = build_taggers(lib.settings, lib.path, tagger)
+        for problem in problems:
+            err_console.print(f"[yellow]skipped[/] {escape(problem)}", highlight=False)
+        if not taggers:
+            fail("no tagger can run: see the messages above", 2)
+        try:
+            with _scan_progress() as progress:
+                result = run_autotag(
+                    lib.conn, taggers, query, force, lib.settings.workers, RichProgress(progress)
+                )
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+    per = ", ".join(f"{k} {v:,}" for k, v in sorted(result.per_tagger.items()))
+    console.print(
+        f"Tagged {result.images:,} image(s) in {result.seconds:.1f} s: "
+        f"{result.tags_added:,} tag(s) added ({per or 'nothing to do'}); "
+        f"{result.errors:,} error(s)",
+        highlight=False,
+    )
 
 
 @app.command()

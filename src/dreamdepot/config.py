@@ -23,6 +23,12 @@ DEFAULT_TOML = """\
 # Look for stealth metadata in the pixels of PNGs that carry no other metadata.
 stealth_check = true
 
+# Automatic taggers run after indexing (dreamdepot autotag): prompt, colour, faces,
+# clip (needs clip_model = a local CLIP folder), wd14 (needs wd14_model + wd14_tags).
+autotag = ["prompt", "colour", "faces"]
+# faces_min_confidence = 0.8
+# tag_synonyms = "tag-synonyms.txt"   # lines of "alias = canonical", for prompt tags
+
 [server]
 host = "127.0.0.1"
 port = 8765
@@ -47,10 +53,32 @@ class Settings:
     stealth_check: bool = True
     thumb_size: int = 256
     preview_size: int = 1024
+    autotag: list[str] = field(default_factory=lambda: ["prompt", "colour", "faces"])
+    faces_min_confidence: float = 0.8
+    tag_synonyms: str | None = None
+    clip_model: str | None = None
+    clip_vocabulary: str | None = None
+    clip_threshold: float = 0.25
+    wd14_model: str | None = None
+    wd14_tags: str | None = None
+    wd14_threshold: float = 0.35
     server: ServerSettings = field(default_factory=ServerSettings)
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
+    if isinstance(default, list):
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ConfigError(f"{name}: expected a list of names, got {value!r}")
+    if isinstance(default, float) or name.endswith(("_confidence", "_threshold")):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if default is None and name not in ("workers", "port"):
+        return None if value in (None, "") else str(value)
     if isinstance(default, bool) or name == "stealth_check":
         if isinstance(value, bool):
             return value

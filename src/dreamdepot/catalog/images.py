@@ -148,7 +148,7 @@ def paths_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
 
 def tags_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT t.name, t.kind, it.source, it.confidence FROM image_tags it "
+        "SELECT t.name, t.kind, it.source, it.confidence, it.tagger FROM image_tags it "
         "JOIN tags t ON t.id = it.tag_id WHERE it.image_id = ? ORDER BY t.name",
         (image_id,),
     ).fetchall()

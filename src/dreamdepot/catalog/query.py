@@ -235,6 +235,22 @@ def _tag(value: str, tok: Token, query: str) -> Clause:
     )
 
 
+def _autotag(value: str, tok: Token, query: str) -> Clause:
+    """``autotag:NAME``: the tag as proposed by a tagger (not yet accepted by the user)."""
+    if not value:
+        raise QueryError("expected a tag name after 'autotag:'", tok.pos, query)
+    tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
+    return (
+        alternatives(
+            f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag} "
+            "AND source = 'auto')",
+            f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} AND image_id = images.id "
+            "AND source = 'auto')",
+        ),
+        [value],
+    )
+
+
 def _lora(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected a LoRA name after 'lora:'", tok.pos, query)
@@ -330,6 +346,7 @@ MISSING_SQL = (
 
 FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "tag": _tag,
+    "autotag": _autotag,
     "model": text_field("model"),
     "sampler": text_field("sampler"),
     "scheduler": text_field("scheduler"),

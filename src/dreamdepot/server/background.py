@@ -77,10 +77,60 @@ def embeddings(st: AppState) -> int:
         catalog.close()
 
 
+def autotags(st: AppState) -> int:
+    from dreamdepot.tagging.stage import autotag, build_taggers
+
+    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    try:
+        taggers, problems = build_taggers(st.settings, st.library_path)
+        for p in problems:
+            st.events.publish("autotag", {"stage": "unavailable", "note": p})
+        if not taggers:
+            return 0
+        result = autotag(
+            catalog.conn,
+            taggers,
+            workers=st.settings.workers,
+            progress=EventProgress(st, "autotag"),
+        )
+        st.events.publish(
+            "autotag",
+            {
+                "stage": "done",
+                "done": result.images,
+                "total": result.images,
+                "tags": result.tags_added,
+            },
+        )
+        return result.images
+    finally:
+        catalog.close()
+
+
+_autotag_lock = threading.Lock()
+
+
+def autotag_in_background(st: AppState) -> bool:
+    if not _autotag_lock.acquire(blocking=False):
+        return False
+
+    def run() -> None:
+        try:
+            autotags(st)
+        finally:
+            _autotag_lock.release()
+
+    threading.Thread(target=run, name="dreamdepot-autotag", daemon=True).start()
+    return True
+
+
 def after_indexing(st: AppState) -> None:
-    """The background stages, in order: thumbnails first (what users see), then vectors."""
+    """The background stages, in order: thumbnails first (what users see), then vectors,
+    then automatic tags."""
     thumbnails(st)
     embeddings(st)
+    with _autotag_lock:
+        autotags(st)
 
 
 def scan_in_background(st: AppState) -> bool:

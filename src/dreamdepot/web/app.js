@@ -407,7 +407,8 @@ function selectBatch() {
 async function openTagDialog(remove = false) {
   if (!S.allInQuery && !targetIds().length) return;
   const dialog = $("#tag-dialog");
-  $("#tag-dialog-title").textContent = remove ? "Remove tags" : "Add tags";
+  $("#tag-dialog-title").textContent = remove === "reject" ? "Reject auto tags"
+    : remove ? "Remove tags" : "Add tags";
   const input = $("#tag-input");
   input.value = "";
   $("#tag-suggest").replaceChildren();
@@ -418,7 +419,15 @@ async function openTagDialog(remove = false) {
     if (dialog.returnValue !== "ok") return;
     const tags = input.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (tags.length) {
-      try { await changeTags(tags, remove); } catch (err) { toast(err.message); }
+      try {
+        if (remove === "reject") {
+          const body = S.allInQuery ? { tags, q: S.q, action: "reject" }
+            : { tags, ids: targetIds(), action: "reject" };
+          const r = await api("/api/tags/review", { json: body });
+          toast(`Rejected on ${r.changed} image(s); never proposed again`);
+          loadTags();
+        } else await changeTags(tags, remove);
+      } catch (err) { toast(err.message); }
     }
     scroller.focus();
   };
@@ -488,13 +497,22 @@ async function openDetail(id) {
       openDetail(id);
     },
   });
-  const tagRow = el("div", { class: "row" }, ...d.tags.map((t) => el("span", {
-    class: `chip ${t.source !== "user" ? "auto" : ""}`, title: `source: ${t.source}` },
-  el("span", { text: t.name }),
-  el("button", { text: "×", title: "Remove tag", onclick: async () => {
-    await api("/api/tags", { json: { tags: [t.name], ids: [id], remove: true } });
+  const review = (t, action) => async () => {
+    await api("/api/tags/review", { json: { tags: [t.name], ids: [id], action } });
     openDetail(id);
-  } }))));
+  };
+  const tagRow = el("div", { class: "row" }, ...d.tags.map((t) => el("span", {
+    class: `chip ${t.source !== "user" ? "auto" : ""}`,
+    title: t.source === "user" ? "your tag" : `auto: ${t.tagger || t.source}` +
+      (t.confidence != null ? ` (${Math.round(t.confidence * 100)}%)` : "") },
+  el("span", { text: t.name }),
+  t.source === "auto" ? el("button", { text: "✓", title: "Accept", onclick: review(t, "accept") }) : null,
+  t.source === "auto"
+    ? el("button", { text: "×", title: "Reject (never proposed again)", onclick: review(t, "reject") })
+    : el("button", { text: "×", title: "Remove tag", onclick: async () => {
+      await api("/api/tags", { json: { tags: [t.name], ids: [id], remove: true } });
+      openDetail(id);
+    } }))));
   const addTag = el("input", { placeholder: "add tag…", class: "add-tag" });
   addTag.addEventListener("keydown", async (ev) => {
     if (ev.key === "Enter" && addTag.value.trim()) {
@@ -778,6 +796,7 @@ $("#selection-bar").addEventListener("click", (ev) => {
   const act = ev.target.dataset.act;
   if (act === "tag") openTagDialog(false);
   else if (act === "untag") openTagDialog(true);
+  else if (act === "reject") openTagDialog("reject");
   else if (act === "batch") selectBatch();
   else if (act === "all") { S.allInQuery = true; S.selected.clear(); refreshTiles(); }
   else if (act === "album") addSelectionToAlbum().catch((e) => toast(e.message));

@@ -42,6 +42,40 @@ def tag_suggest(
     return {"tags": [dict(r) for r in rows]}
 
 
+class TagReview(BaseModel):
+    """Accept (the tag becomes the user's) or reject (removed, never proposed again)."""
+
+    tags: list[str] = Field(..., min_length=1, max_length=100)
+    action: str = Field(..., pattern="^(accept|reject)$")
+    ids: list[int] | None = Field(None, max_length=1_000_000)
+    q: str | None = None
+
+
+@router.post("/tags/review")
+def review_tags(request: Request, body: TagReview) -> dict[str, Any]:
+    from dreamdepot.tagging.stage import review
+
+    st = state(request)
+    if (body.ids is None) == (body.q is None):
+        raise HTTPException(422, "give either ids or q")
+    ids = (
+        catalog_images.matching_ids(st.store.read(), body.q)
+        if body.q is not None
+        else (body.ids or [])
+    )
+    with st.store.write() as conn:
+        n = sum(review(conn, tag, ids, body.action) for tag in body.tags)
+    return {"changed": n, "action": body.action}
+
+
+@router.post("/autotag", status_code=202)
+def run_autotag(request: Request) -> dict[str, Any]:
+    """Run the enabled taggers in the background; progress arrives as ``autotag`` events."""
+    from dreamdepot.server.background import autotag_in_background
+
+    return {"started": autotag_in_background(state(request))}
+
+
 class TagChange(BaseModel):
     """Which images: ``ids``, or every image matching ``q``. One transaction either way."""
 
