@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.ingest.pipeline import Indexer
-from dreamdepot.media.thumbs import AVIF_QUALITY, AVIF_SPEED, GRID_SIZE
+from dreamdepot.media.thumbs import AVIF_ADVANCED, AVIF_QUALITY, AVIF_SPEED, GRID_SIZE, save_avif
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "files"
 
@@ -70,7 +70,7 @@ def codec_comparison(paths: list[Path]) -> list[tuple[str, str, str]]:
         ref.thumbnail((GRID_SIZE, GRID_SIZE), Image.Resampling.LANCZOS)
         ref_l = np.asarray(ref.convert("L"))
         buf = io.BytesIO()
-        ref.save(buf, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED)
+        save_avif(ref, buf)
         avif = buf.getvalue()
         target = ssim(ref_l, _luma(avif))
         jpeg = b""

@@ -674,3 +674,12 @@ def test_truncated_raw_png_chunk_stream(tmp_path: Path) -> None:
     with pytest.raises(CorruptImageError):
         read_container_bytes(data[:20])
     assert chunk(b"IEND", b"") == data[-12:]
+
+
+def test_jpeg_with_bytes_after_its_end_marker_is_complete(tmp_path: Path) -> None:
+    from dreamdepot.ingest.metadata.containers import read_container_bytes
+
+    noisy = Image.effect_noise((256, 256), 60).convert("RGB")
+    data = jpeg_user_comment(tmp_path / "x.jpg", A1111_TEXT, im=noisy).read_bytes()
+    assert read_container_bytes(data + b"trailing junk").complete
+    assert not read_container_bytes(data[: len(data) - 5000]).complete

@@ -23,7 +23,9 @@ GRID_SIZE = 256
 PREVIEW_SIZE = 1024
 PLACEHOLDER_SIZE = 16
 AVIF_QUALITY = 50
-AVIF_SPEED = 8
+AVIF_SPEED = 7
+# aom tuned for SSIM: ~10% fewer bytes than the default tuning at equal SSIM (bench/thumbs.py)
+AVIF_ADVANCED = {"tune": "ssim"}
 
 
 @dataclass
@@ -47,6 +49,18 @@ def _flatten(im: Image.Image) -> Image.Image:
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
     return im.convert("RGB")
+
+
+def save_avif(im: Image.Image, out: io.BytesIO) -> None:
+    """Encode a thumbnail the way every thumbnail is encoded (one thread: stages run in
+    parallel processes already)."""
+    try:
+        im.save(out, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, max_threads=1,
+                advanced=AVIF_ADVANCED)
+    except (TypeError, ValueError):  # a Pillow without the 'advanced' option
+        out.seek(0)
+        out.truncate()
+        im.save(out, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, max_threads=1)
 
 
 def placeholder(im: Image.Image) -> str:
@@ -100,7 +114,7 @@ def make_media(
                 continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
             buf = io.BytesIO()
-            thumb.save(buf, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, max_threads=1)
+            save_avif(thumb, buf)
             tmp = f"{path}.{os.getpid()}.part"
             with open(tmp, "wb") as f:
                 f.write(buf.getvalue())

@@ -293,9 +293,10 @@ def _read_jpeg(f: BinaryIO, size: int) -> Container:
 
 
 def _jpeg_has_eoi(f: BinaryIO, size: int) -> bool:
-    f.seek(max(0, size - 64))
-    tail = f.read(64).rstrip(b"\x00")
-    return tail.endswith(b"\xff\xd9")
+    """An end-of-image marker near the end. Entropy-coded data stuffs every 0xFF with 0x00,
+    so FF D9 there is a real marker; bytes some tools append after it are tolerated."""
+    f.seek(max(0, size - 4096))
+    return b"\xff\xd9" in f.read(4096)
 
 
 # --- WebP --------------------------------------------------------------------------------
