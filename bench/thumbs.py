@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.ingest.pipeline import Indexer
-from dreamdepot.media.thumbs import AVIF_ADVANCED, AVIF_QUALITY, AVIF_SPEED, GRID_SIZE, save_avif
+from dreamdepot.media.thumbs import AVIF_QUALITY, AVIF_SPEED, GRID_SIZE, save_avif
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "files"
 

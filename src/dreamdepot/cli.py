@@ -538,6 +538,251 @@ def autotag(
     )
 
 
+BackendOption = Annotated[str | None, typer.Option("--backend", help="Back end: a1111.")]
+BackendUrlOption = Annotated[str | None, typer.Option("--backend-url", help="Back end URL.")]
+ApiAuthOption = Annotated[
+    str | None, typer.Option("--api-auth", help="user:password for the back end's HTTP Basic auth.")
+]
+
+
+def _generate_now(
+    lib: Library, req: Any, backend: str | None, url: str | None, auth: str | None
+) -> dict[str, Any]:
+    """Queue a request and run it in this process with a progress bar; the finished job."""
+    from dreamdepot.generate.jobs import JobQueue
+    from dreamdepot.generate.service import NoBackend, make_backend
+
+    try:
+        engine = make_backend(lib.settings, backend, url, auth)
+    except NoBackend as exc:
+        fail(str(exc), 2)
+    queue = JobQueue(lib.path, engine, lib.settings.max_batch)
+    try:
+        try:
+            job_id = queue.submit(req)
+        except ValueError as exc:
+            fail(f"invalid request: {exc}", 2)
+        with _scan_progress() as progress:
+            task = progress.add_task(f"Generating (job {job_id})", total=100)
+
+            def show(kind: str, data: dict[str, Any]) -> None:
+                if data.get("progress") is not None:
+                    progress.update(task, completed=float(data["progress"]) * 100)
+
+            queue.notify = show
+            job = queue.run(job_id)
+    finally:
+        queue.close()
+    job["paths"] = [
+        f["path"] for i in job["image_ids"] for f in catalog_images.paths_of(lib.conn, i)
+    ]
+    return job
+
+
+def _print_job(job: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "job": job,
+                    "images": [
+                        {"id": i, "path": p}
+                        for i, p in zip(job["image_ids"], job["paths"], strict=False)
+                    ],
+                },
+                default=str,
+            )
+            + "\n"
+        )
+        if job["status"] != "done":
+            raise typer.Exit(1)
+        return
+    if job["status"] != "done":
+        fail(f"job {job['id']} {job['status']}: {job.get('error')}")
+    console.print(f"Job {job['id']} done in {job['backend_seconds']:.1f} s:")
+    for path in job["paths"]:
+        console.print(f"  {escape(path)}", highlight=False)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="The prompt.")],
+    n: Annotated[int, typer.Option("--n", help="How many images.")] = 1,
+    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 20,
+    cfg: Annotated[float, typer.Option(help="CFG scale.")] = 7.0,
+    seed: Annotated[int, typer.Option(help="Seed (-1: random).")] = -1,
+    size: Annotated[str, typer.Option(help="WxH.")] = "512x512",
+    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the back end's).")] = None,
+    negative: Annotated[str, typer.Option(help="Negative prompt.")] = "",
+    sampler: Annotated[str | None, typer.Option(help="Sampler name.")] = None,
+    backend: BackendOption = None,
+    backend_url: BackendUrlOption = None,
+    api_auth: ApiAuthOption = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not answer from the library.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job and image paths.")] = False,
+) -> None:
+    """Generate images through the configured back end (the dream cache answers first)."""
+    from dreamdepot.generate.base import GenerateRequest
+    from dreamdepot.ingest.metadata.model import parse_size
+
+    width, height = parse_size(size)
+    if not width or not height:
+        fail("--size must look like 512x768", 2)
+    with open_library() as lib:
+        if not no_cache:
+            from dreamdepot.semantic.cache import DreamCache, DreamRequest
+            from dreamdepot.semantic.embedders import EmbedderUnavailable
+            from dreamdepot.semantic.service import embed_pending
+
+            try:
+                embedder = _embedder_or_fail()
+                embed_pending(lib.conn, embedder)
+                hit = DreamCache(lib.conn, embedder).lookup(
+                    DreamRequest(prompt, negative or None, model, width, height, limit=n)
+                )
+            except EmbedderUnavailable:
+                hit = None
+            if hit is not None and hit.hit:
+                if as_json:
+                    sys.stdout.write(
+                        json.dumps(
+                            {
+                                "cache": hit.to_dict(),
+                                "job": None,
+                                "images": [
+                                    {"id": i["id"], "path": i["paths"][0]} for i in hit.images
+                                ],
+                            },
+                            default=str,
+                        )
+                        + "\n"
+                    )
+                else:
+                    console.print(
+                        f"[green]dream cache hit[/] ({hit.similarity:.3f}): "
+                        f"{escape(hit.matched_prompt or '')}"
+                    )
+                    for img in hit.images:
+                        console.print(f"  {escape(img['paths'][0])}", highlight=False)
+                return
+        req = GenerateRequest(
+            "txt2img", prompt, negative, n, steps, cfg, seed, width, height, model, sampler
+        )
+        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+
+
+@app.command()
+def upscale(
+    image: Annotated[str, typer.Argument(help="An image id or a file in the library.")],
+    scale: Annotated[float, typer.Option(help="Upscale factor.")] = 2.0,
+    upscaler: Annotated[str | None, typer.Option(help="Upscaler name.")] = None,
+    backend: BackendOption = None,
+    backend_url: BackendUrlOption = None,
+    api_auth: ApiAuthOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Upscale an image; the result is linked to it (lineage)."""
+    from dreamdepot.generate.base import GenerateRequest
+
+    with open_library() as lib:
+        parent = _image_ref(lib, image)
+        d = catalog_images.detail(lib.conn, parent) or {}
+        req = GenerateRequest(
+            "upscale",
+            d.get("prompt") or "",
+            d.get("negative_prompt") or "",
+            width=8 * max(8, (d.get("width") or 512) // 8),
+            height=8 * max(8, (d.get("height") or 512) // 8),
+            scale=scale,
+            upscaler=upscaler,
+            parent_id=parent,
+        )
+        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+
+
+@app.command()
+def variations(
+    image: Annotated[str, typer.Argument(help="An image id or a file in the library.")],
+    strength: Annotated[float, typer.Option(help="Denoising strength (0-1).")] = 0.5,
+    n: Annotated[int, typer.Option("--n", help="How many.")] = 2,
+    backend: BackendOption = None,
+    backend_url: BackendUrlOption = None,
+    api_auth: ApiAuthOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Variations of an image (img2img with its own prompt and parameters)."""
+    from dreamdepot.generate.base import GenerateRequest
+
+    with open_library() as lib:
+        parent = _image_ref(lib, image)
+        d = catalog_images.detail(lib.conn, parent) or {}
+        w = 8 * max(8, min(4096, d.get("width") or 512) // 8)
+        h = 8 * max(8, min(4096, d.get("height") or 512) // 8)
+        req = GenerateRequest(
+            "img2img",
+            d.get("prompt") or "",
+            d.get("negative_prompt") or "",
+            n,
+            d.get("steps") or 20,
+            d.get("cfg_scale") or 7.0,
+            -1,
+            w,
+            h,
+            d.get("model"),
+            d.get("sampler"),
+            None,
+            strength,
+            parent_id=parent,
+        )
+        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+
+
+def _image_ref(lib: Library, ref: str) -> int:
+    if (
+        ref.isdigit()
+        and lib.conn.execute("SELECT 1 FROM images WHERE id = ?", (int(ref),)).fetchone()
+    ):
+        return int(ref)
+    path = Path(ref).expanduser()
+    if path.is_file():
+        from dreamdepot.ingest.metadata.containers import read_container
+        from dreamdepot.media.identity import sampled_hash
+
+        with open(path, "rb") as f:
+            size = path.stat().st_size
+            read_container(f, size)
+            h = sampled_hash(f, size)
+        row = lib.conn.execute("SELECT id FROM images WHERE content_hash = ?", (h,)).fetchone()
+        if row:
+            return int(row[0])
+        fail(f"{ref} is not in the library: add its folder first")
+    fail(f"{ref}: no such image id or file")
+
+
+@app.command()
+def jobs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Recent generation jobs and their state."""
+    from dreamdepot.generate.jobs import job_row
+
+    with open_library() as lib:
+        rows = [
+            job_row(lib.conn, r[0])
+            for r in lib.conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 50")
+        ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, default=str) + "\n")
+        return
+    for j in rows:
+        assert j is not None
+        console.print(
+            f"#{j['id']} {j['kind']} {j['status']} {j['progress']:.0%} "
+            f"{escape(j['request'].get('prompt', '')[:60])} {escape(j['error'] or '')}",
+            highlight=False,
+        )
+
+
 @app.command()
 def thumbnails() -> None:
     """Make missing grid thumbnails, placeholders and perceptual hashes now (``serve`` does
@@ -636,10 +881,31 @@ def dream(
             result = DreamCache(lib.conn, embedder).lookup(req).to_dict()
         if not result["hit"]:
             result["generated"] = None
-            result["backend"] = None
-            result["error"] = (
-                "no generation back end is configured, so a miss cannot be generated yet"
-            )
+            result["backend"] = lib.settings.backend
+            if lib.settings.backend and not no_cache:
+                from dreamdepot.generate.base import GenerateRequest
+
+                req_gen = GenerateRequest(
+                    "txt2img",
+                    prompt,
+                    negative or "",
+                    1,
+                    width=width or 512,
+                    height=height or 512,
+                    model=model,
+                )
+                job = _generate_now(lib, req_gen, None, None, None)
+                result["generated"] = job
+                result["images"] = [
+                    {"id": i, "paths": [p]}
+                    for i, p in zip(job["image_ids"], job["paths"], strict=False)
+                ]
+                result["error"] = None if job["status"] == "done" else job.get("error")
+            else:
+                result["error"] = (
+                    "no generation back end is configured, so a miss cannot "
+                    "be generated: set backend in dreamdepot.toml"
+                )
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
         return
@@ -656,7 +922,13 @@ def dream(
         console.print(f"about {result['seconds_saved']:.0f} GPU-seconds saved")
     else:
         console.print(f"[yellow]miss[/]: {escape(result['reason'])}", highlight=False)
-        console.print(result["error"])
+        if result.get("generated"):
+            for img in result["images"]:
+                console.print(
+                    f"  generated #{img['id']}  {escape(img['paths'][0])}", highlight=False
+                )
+        if result.get("error"):
+            console.print(escape(result["error"]))
 
 
 @cache_app.command("stats")

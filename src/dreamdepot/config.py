@@ -27,6 +27,12 @@ stealth_check = true
 # clip (needs clip_model = a local CLIP folder), wd14 (needs wd14_model + wd14_tags).
 autotag = ["prompt", "colour", "faces"]
 # faces_min_confidence = 0.8
+
+# Generation back end: "a1111" (AUTOMATIC1111 / Forge / reForge started with --api).
+# backend = "a1111"
+# a1111_url = "http://127.0.0.1:7860"
+# a1111_auth = "user:password"
+# max_batch = 8
 # tag_synonyms = "tag-synonyms.txt"   # lines of "alias = canonical", for prompt tags
 
 [server]
@@ -62,6 +68,11 @@ class Settings:
     wd14_model: str | None = None
     wd14_tags: str | None = None
     wd14_threshold: float = 0.35
+    backend: str | None = None
+    a1111_url: str = "http://127.0.0.1:7860"
+    a1111_auth: str | None = None
+    max_batch: int = 8
+    backend_retries: int = 2
     server: ServerSettings = field(default_factory=ServerSettings)
 
 
@@ -94,7 +105,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         ):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"{name}: expected true or false, got {value!r}")
-    if isinstance(default, int) or name in ("workers", "port"):
+    if isinstance(default, int) or name in ("workers", "port", "max_batch", "backend_retries"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -55,8 +55,14 @@ def save_avif(im: Image.Image, out: io.BytesIO) -> None:
     """Encode a thumbnail the way every thumbnail is encoded (one thread: stages run in
     parallel processes already)."""
     try:
-        im.save(out, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, max_threads=1,
-                advanced=AVIF_ADVANCED)
+        im.save(
+            out,
+            "AVIF",
+            quality=AVIF_QUALITY,
+            speed=AVIF_SPEED,
+            max_threads=1,
+            advanced=AVIF_ADVANCED,
+        )
     except (TypeError, ValueError):  # a Pillow without the 'advanced' option
         out.seek(0)
         out.truncate()

@@ -76,7 +76,16 @@ class TokenAuth(BaseHTTPMiddleware):
 
 
 def create_app(library_path: Path, token: str | None = None) -> FastAPI:
-    from dreamdepot.server.routes import albums, files, images, prompts, semantic, system, tags
+    from dreamdepot.server.routes import (
+        albums,
+        files,
+        generate,
+        images,
+        prompts,
+        semantic,
+        system,
+        tags,
+    )
 
     library_path = Path(library_path)
     settings = load_settings(library_path)
@@ -108,10 +117,12 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = {"error": exc.detail}
+        if isinstance(exc.detail, dict):  # {"message", "field"}: the field goes alongside
+            body = {k: v for k, v in exc.detail.items() if k != "message"}
+            body["error"] = exc.detail.get("message")
         return JSONResponse(
-            {"error": exc.detail},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            body, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(RequestValidationError)
@@ -130,7 +141,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
             status_code=422,
         )
 
-    for module in (images, tags, albums, prompts, semantic, files, system):
+    for module in (images, tags, albums, prompts, semantic, generate, files, system):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

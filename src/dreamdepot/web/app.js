@@ -521,10 +521,26 @@ async function openDetail(id) {
     }
     ev.stopPropagation();
   });
-  const noBackend = "No generation back end is configured yet (see the generation docs)";
-  const genButtons = el("div", { class: "row" },
-    ...["Generate more", "Variations", "Upscale"].map((label) =>
-      el("button", { text: label, disabled: "", title: noBackend })));
+  const backend = await api("/api/backend").catch(() => ({ available: false, reason: "unknown" }));
+  const submit = (body) => async () => {
+    try {
+      const r = await api("/api/generate", { json: body });
+      toast(`Job ${r.job} queued — the result appears in the grid when done`);
+    } catch (err) { toast(err.message); }
+  };
+  const sizeOf = (v) => Math.max(64, Math.min(2048, Math.round((v || 512) / 8) * 8));
+  const actions = [
+    ["Generate more", { kind: "txt2img", prompt: d.prompt || "", negative_prompt: d.negative_prompt || "",
+      n: 2, steps: d.steps || 20, cfg_scale: d.cfg_scale || 7, width: sizeOf(d.width), height: sizeOf(d.height),
+      model: d.model || null }],
+    ["Variations", { kind: "img2img", parent_id: id, prompt: d.prompt || "", n: 2, denoise: 0.5,
+      width: sizeOf(d.width), height: sizeOf(d.height) }],
+    ["Upscale", { kind: "upscale", parent_id: id, prompt: d.prompt || "", scale: 2,
+      width: sizeOf(d.width), height: sizeOf(d.height) }],
+  ];
+  const genButtons = el("div", { class: "row" }, ...actions.map(([label, body]) =>
+    el("button", backend.available ? { text: label, onclick: submit(body) }
+      : { text: label, disabled: "", title: backend.reason || "No generation back end" })));
   const similar = el("div", { class: "strip" });
   api(`/api/images/${id}/similar?limit=12`).then((r) => similar.replaceChildren(
     ...r.items.map((it) => thumb(it, () => openDetail(it.id))))).catch(() => {});
@@ -864,6 +880,13 @@ function listen() {
     if (d.stage === "done" && d.new_images) refreshSoon(d.new_images);
   });
   source.addEventListener("indexed", (ev) => refreshSoon(JSON.parse(ev.data).count));
+  source.addEventListener("job", (ev) => {
+    const d = JSON.parse(ev.data);
+    $("#status").textContent = `job ${d.id}: ${d.status}` +
+      (d.status === "running" && d.progress != null ? ` ${Math.round(d.progress * 100)}%` : "");
+    if (d.status === "done") refreshSoon((d.image_ids || []).length);
+    if (d.status === "failed") toast(`Job ${d.id} failed: ${d.error}`, 6000);
+  });
   source.addEventListener("thumbnails", (ev) => {
     const d = JSON.parse(ev.data);
     if (d.stage !== "done") $("#status").textContent = `thumbnails ${d.done}/${d.total}`;

@@ -120,7 +120,27 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         result["images"] = [present(i, st) for i in result["images"]]
     if not result["hit"]:
         result["generated"] = None
-        result["error"] = "no generation back end is configured"
+        result["error"] = None
+        if st.settings.backend and not body.no_cache:
+            from dreamdepot.generate.base import GenerateRequest
+            from dreamdepot.server.routes.generate import queue_for
+
+            queue, wake = queue_for(st)
+            job = queue.submit(
+                GenerateRequest(
+                    "txt2img",
+                    body.prompt,
+                    body.negative_prompt or "",
+                    1,
+                    width=body.width or 512,
+                    height=body.height or 512,
+                    model=body.model,
+                )
+            )
+            wake.set()
+            result["generated"] = {"job": job}
+        elif not st.settings.backend:
+            result["error"] = "no generation back end is configured"
     return result
 
 

@@ -18,6 +18,8 @@ def _flavour(g: Generation) -> str:
         return "forge-neo"
     if version.startswith("f") and version[1:2].isdigit():
         return "forge"
+    if version.startswith("dreamdepot"):
+        return "dreamdepot"
     if version.startswith("Fooocus"):
         return "fooocus"
     if version.startswith("ComfyUI"):

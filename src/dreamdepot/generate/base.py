@@ -1,0 +1,103 @@
+"""What every back end speaks: typed requests and results, the Backend protocol, errors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from dreamdepot.errors import DreamDepotError
+
+MAX_SIDE = 4096
+
+
+class BackendError(DreamDepotError):
+    """The back end failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Cancelled(DreamDepotError):
+    """The job was cancelled while the back end worked on it."""
+
+
+@dataclass
+class GenerateRequest:
+    """One generation request, independent of back end."""
+
+    kind: str = "txt2img"  # txt2img | img2img | upscale
+    prompt: str = ""
+    negative_prompt: str = ""
+    n: int = 1
+    steps: int = 20
+    cfg_scale: float = 7.0
+    seed: int = -1
+    width: int = 512
+    height: int = 512
+    model: str | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    denoise: float = 0.5
+    scale: float = 2.0
+    upscaler: str | None = None
+    parent_id: int | None = None
+    cache_key: str | None = None
+
+    def validate(self, max_batch: int) -> None:
+        """Reject bad parameters before anything is queued (names the field)."""
+        if self.kind not in ("txt2img", "img2img", "upscale"):
+            raise ValueError("kind: must be txt2img, img2img or upscale")
+        if self.kind == "txt2img" and not self.prompt.strip():
+            raise ValueError("prompt: must not be empty")
+        if not 1 <= self.n <= max_batch:
+            raise ValueError(f"n: between 1 and {max_batch} images per request")
+        if not 1 <= self.steps <= 500:
+            raise ValueError("steps: between 1 and 500")
+        if not 0 <= self.cfg_scale <= 100:
+            raise ValueError("cfg_scale: between 0 and 100")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not 64 <= v <= MAX_SIDE or v % 8:
+                raise ValueError(f"{name}: a multiple of 8 between 64 and {MAX_SIDE}")
+        if not 0 < self.denoise <= 1:
+            raise ValueError("denoise: between 0 and 1")
+        if not 1 <= self.scale <= 8:
+            raise ValueError("scale: between 1 and 8")
+        if self.kind != "txt2img" and self.parent_id is None:
+            raise ValueError("parent_id: img2img and upscale need a source image")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GeneratedImage:
+    data: bytes
+    seed: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BackendResult:
+    images: list[GeneratedImage]
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+
+    def txt2img(self, req: GenerateRequest, on_progress: Any = None) -> BackendResult: ...
+
+    def img2img(
+        self, req: GenerateRequest, init_image: bytes, on_progress: Any = None
+    ) -> BackendResult: ...
+
+    def upscale(self, req: GenerateRequest, image: bytes) -> BackendResult: ...
+
+    def models(self) -> list[str]: ...
+
+    def progress(self) -> float: ...
+
+    def cancel(self) -> None: ...

@@ -1,0 +1,278 @@
+"""The persistent job queue: requests become rows in ``jobs``; one job at a time per back
+end; results are written under ``generated/`` with A1111-compatible ``parameters`` plus a
+``dreamdepot`` chunk (request, back end, parent, job), then ingested like any other file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from dreamdepot import __version__
+from dreamdepot.catalog.db import Catalog
+from dreamdepot.generate.base import Backend, BackendError, BackendResult, GenerateRequest
+from dreamdepot.ingest.metadata.infotext import format_infotext
+from dreamdepot.ingest.metadata.model import Generation
+from dreamdepot.ingest.paths import from_db
+from dreamdepot.ingest.pipeline import Indexer, Root
+
+MAX_ATTEMPTS = 2
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+def job_row(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    d = dict(row)
+    d["request"] = json.loads(d["request"])
+    d["image_ids"] = json.loads(d["image_ids"]) if d["image_ids"] else []
+    return d
+
+
+class JobQueue:
+    def __init__(
+        self,
+        library_dir: Path,
+        backend: Backend,
+        max_batch: int = 8,
+        notify: Notify | None = None,
+        workers: int | None = 1,
+    ) -> None:
+        self.library_dir = library_dir
+        self.backend = backend
+        self.max_batch = max_batch
+        self.notify = notify or (lambda kind, data: None)
+        self.catalog = Catalog.open(library_dir / "catalog.sqlite")
+        self.conn = self.catalog.conn
+        self.workers = workers
+        self._lock = threading.Lock()  # one job at a time on this back end
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # -- queueing -------------------------------------------------------------------------
+
+    def submit(self, req: GenerateRequest) -> int:
+        """Validate (ValueError naming the field) and queue; returns the job id."""
+        req.validate(self.max_batch)
+        if (
+            req.parent_id is not None
+            and not self.conn.execute(
+                "SELECT 1 FROM images WHERE id = ?", (req.parent_id,)
+            ).fetchone()
+        ):
+            raise ValueError(f"parent_id: no image {req.parent_id}")
+        with self.catalog.transaction() as conn:
+            job_id = conn.execute(
+                "INSERT INTO jobs(kind, backend, request, created_at) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
+                (req.kind, self.backend.name, json.dumps(req.to_dict()), time.time()),
+            ).fetchone()[0]
+        self.notify("job", {"id": job_id, "status": "queued", "progress": 0.0})
+        return int(job_id)
+
+    def recover(self) -> int:
+        """After a restart: a job left 'running' is queued again (or failed after retries)."""
+        with self.catalog.transaction() as conn:
+            n = conn.execute(
+                "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END,"
+                " error = CASE WHEN attempts >= ? THEN 'interrupted by a restart too often' "
+                "ELSE 'interrupted by a restart; queued again' END WHERE status = 'running'",
+                (MAX_ATTEMPTS, MAX_ATTEMPTS),
+            ).rowcount
+        return n
+
+    def cancel(self, job_id: int) -> bool:
+        with self.catalog.transaction() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return False
+            if row[0] == "queued":
+                conn.execute(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?",
+                    (time.time(), job_id),
+                )
+            elif row[0] == "running":
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                return False
+        if row[0] == "running":
+            with contextlib.suppress(BackendError):
+                self.backend.cancel()
+        self.notify(
+            "job", {"id": job_id, "status": "cancelling" if row[0] == "running" else "cancelled"}
+        )
+        return True
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run_pending(self, stop: threading.Event | None = None) -> int:
+        ran = 0
+        while stop is None or not stop.is_set():
+            row = self.conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT 1",
+                (self.backend.name,),
+            ).fetchone()
+            if row is None:
+                break
+            self.run(row[0])
+            ran += 1
+        return ran
+
+    def run(self, job_id: int) -> dict[str, Any]:
+        with self._lock:
+            job = job_row(self.conn, job_id)
+            if job is None or job["status"] != "queued":
+                return job or {}
+            req = GenerateRequest(**job["request"])
+            with self.catalog.transaction() as conn:
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', started_at = ?, attempts = "
+                    "attempts + 1, progress = 0 WHERE id = ?",
+                    (time.time(), job_id),
+                )
+            self.notify("job", {"id": job_id, "status": "running", "progress": 0.0})
+
+            def on_progress(value: float) -> None:
+                self.notify("job", {"id": job_id, "status": "running", "progress": value})
+
+            try:
+                result = self._generate(req, on_progress)
+                if self._cancel_requested(job_id):
+                    self._finish(job_id, "cancelled", "cancelled while running")
+                    return job_row(self.conn, job_id) or {}
+                image_ids = self._store(job_id, req, result)
+            except BackendError as exc:
+                status = "cancelled" if self._cancel_requested(job_id) else "failed"
+                self._finish(job_id, status, str(exc))
+                return job_row(self.conn, job_id) or {}
+            except Exception as exc:  # a failed job, never a crashed worker
+                self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
+                return job_row(self.conn, job_id) or {}
+            with self.catalog.transaction() as conn:
+                conn.execute(
+                    "UPDATE jobs SET status = 'done', progress = 1, finished_at = ?, "
+                    "image_ids = ?, backend_seconds = ? WHERE id = ?",
+                    (time.time(), json.dumps(image_ids), result.seconds, job_id),
+                )
+            self.notify(
+                "job", {"id": job_id, "status": "done", "progress": 1.0, "image_ids": image_ids}
+            )
+            return job_row(self.conn, job_id) or {}
+
+    def _cancel_requested(self, job_id: int) -> bool:
+        row = self.conn.execute(
+            "SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _finish(self, job_id: int, status: str, error: str) -> None:
+        with self.catalog.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, error, time.time(), job_id),
+            )
+        self.notify("job", {"id": job_id, "status": status, "error": error})
+
+    def _source_bytes(self, image_id: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT r.path, f.rel_path FROM files f JOIN roots r ON r.id = f.root_id WHERE "
+            "f.image_id = ? AND f.state = 'present' ORDER BY f.id LIMIT 1",
+            (image_id,),
+        ).fetchone()
+        if row is None:
+            raise BackendError(f"image {image_id} has no file on disk to work from")
+        return (Path(row[0]) / from_db(row[1])).read_bytes()
+
+    def _generate(
+        self, req: GenerateRequest, on_progress: Callable[[float], None]
+    ) -> BackendResult:
+        if req.kind == "txt2img":
+            return self.backend.txt2img(req, on_progress)
+        source = self._source_bytes(req.parent_id or 0)
+        if req.kind == "img2img":
+            return self.backend.img2img(req, source, on_progress)
+        return self.backend.upscale(req, source)
+
+    # -- writing and ingesting ----------------------------------------------------------------
+
+    def _store(self, job_id: int, req: GenerateRequest, result: BackendResult) -> list[int]:
+        folder = self.library_dir / "generated" / date.today().isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        root = self._generated_root()
+        rel_paths = []
+        per_image = result.seconds / max(1, len(result.images))
+        for i, img in enumerate(result.images):
+            with Image.open(io.BytesIO(img.data)) as im:
+                im.load()
+                pixels = im.copy()
+            seed = img.seed if img.seed is not None else (req.seed if req.seed >= 0 else None)
+            g = Generation(
+                generator="dreamdepot", prompt=req.prompt or None,
+                negative_prompt=req.negative_prompt or None, steps=req.steps,
+                sampler=req.sampler, scheduler=req.scheduler, cfg_scale=req.cfg_scale, seed=seed,
+                width=pixels.width, height=pixels.height, model=req.model,
+                denoise=req.denoise if req.kind == "img2img" else None,
+                generator_version=f"dreamdepot {__version__} via {self.backend.name}",
+            )  # fmt: skip
+            g.params["Generation time"] = f"{per_image:.2f}"
+            if req.kind == "upscale":
+                g.params["Postprocess upscale by"] = str(req.scale)
+            info = PngImagePlugin.PngInfo()
+            info.add_text("parameters", format_infotext(g))
+            info.add_text(
+                "dreamdepot",
+                json.dumps(
+                    {
+                        "job": job_id,
+                        "backend": self.backend.name,
+                        "request": req.to_dict(),
+                        "parent_id": req.parent_id,
+                        "cache_key": req.cache_key,
+                        "seed": seed,
+                    }
+                ),
+            )
+            name = f"{job_id:06d}-{i}-{seed if seed is not None else 'x'}.png"
+            tmp = folder / f".{name}.part"
+            pixels.save(tmp, "PNG", pnginfo=info)
+            tmp.replace(folder / name)
+            rel_paths.append(f"{folder.name}/{name}")
+        indexer = Indexer(self.catalog, workers=1)
+        _, probes = indexer.index_paths(root, rel_paths)
+        failed = [p.rel_path for p in probes if p.error]
+        if failed:
+            raise BackendError(f"generated files could not be indexed: {failed}")
+        ids = []
+        with self.catalog.transaction() as conn:
+            for p in probes:
+                row = conn.execute(
+                    "SELECT id FROM images WHERE content_hash = ?", (p.content_hash,)
+                ).fetchone()
+                conn.execute(
+                    "UPDATE images SET parent_id = ?, job_id = ? WHERE id = ?",
+                    (req.parent_id, job_id, row[0]),
+                )
+                ids.append(int(row[0]))
+        return ids
+
+    def _generated_root(self) -> Root:
+        path = str((self.library_dir / "generated").resolve())
+        with self.catalog.transaction() as conn:
+            conn.execute(
+                "INSERT INTO roots(path, watch, added_at) VALUES (?, 1, ?) "
+                "ON CONFLICT(path) DO NOTHING",
+                (path, time.time()),
+            )
+        row = self.conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+        return Root(row[0], path)

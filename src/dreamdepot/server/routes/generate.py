@@ -1,0 +1,130 @@
+"""Generation over HTTP: submit jobs, follow them (also as ``job`` server-sent events),
+cancel them, and ask what the back end offers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from dreamdepot.generate.base import BackendError, GenerateRequest
+from dreamdepot.generate.jobs import JobQueue, job_row
+from dreamdepot.generate.service import NoBackend, make_backend
+from dreamdepot.server.app import AppState, state
+
+router = APIRouter(prefix="/api", tags=["generate"])
+_queues: dict[int, tuple[JobQueue, threading.Event]] = {}
+_queues_lock = threading.Lock()
+
+
+def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
+    """One queue and one worker thread per server: one job at a time on the back end."""
+    with _queues_lock:
+        key = id(st)
+        if key not in _queues:
+            try:
+                backend = make_backend(st.settings)
+            except NoBackend as exc:
+                raise HTTPException(503, str(exc)) from exc
+            queue = JobQueue(
+                st.library_path, backend, st.settings.max_batch, notify=st.events.publish
+            )
+            queue.recover()
+            wake = threading.Event()
+
+            def work() -> None:
+                while not st.stop.is_set():
+                    queue.run_pending(st.stop)
+                    wake.wait(1.0)
+                    wake.clear()
+
+            threading.Thread(target=work, name="dreamdepot-jobs", daemon=True).start()
+            _queues[key] = (queue, wake)
+        return _queues[key]
+
+
+class GenerateBody(BaseModel):
+    kind: str = Field("txt2img", pattern="^(txt2img|img2img|upscale)$")
+    prompt: str = Field("", max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+    n: int = 1
+    steps: int = 20
+    cfg_scale: float = 7.0
+    seed: int = -1
+    width: int = 512
+    height: int = 512
+    model: str | None = None
+    sampler: str | None = None
+    denoise: float = 0.5
+    scale: float = 2.0
+    parent_id: int | None = None
+
+
+@router.get("/backend")
+def backend_info(request: Request) -> dict[str, Any]:
+    """Whether generation is available, and the back end's models (for the UI)."""
+    st = state(request)
+    try:
+        backend = make_backend(st.settings)
+    except NoBackend as exc:
+        return {"available": False, "reason": str(exc)}
+    try:
+        models = backend.models()
+    except BackendError as exc:
+        return {"available": False, "backend": backend.name, "reason": str(exc)}
+    return {"available": True, "backend": backend.name, "models": models}
+
+
+@router.post("/generate", status_code=202)
+def submit(request: Request, body: GenerateBody) -> dict[str, Any]:
+    """Queue a generation (422 naming the field when a parameter is invalid)."""
+    st = state(request)
+    queue, wake = queue_for(st)
+    req = GenerateRequest(**body.model_dump())
+    if req.kind != "txt2img" and req.parent_id is not None and not req.prompt:
+        row = (
+            st.store.read()
+            .execute(
+                "SELECT p.text FROM images i LEFT JOIN prompts p ON p.id = i.prompt_id "
+                "WHERE i.id = ?",
+                (req.parent_id,),
+            )
+            .fetchone()
+        )
+        req.prompt = row[0] if row and row[0] else ""
+    try:
+        job_id = queue.submit(req)
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise HTTPException(422, {"message": str(exc), "field": field}) from exc
+    wake.set()
+    return {"job": job_id}
+
+
+@router.get("/jobs")
+def list_jobs(request: Request) -> dict[str, Any]:
+    conn = state(request).store.read()
+    return {
+        "jobs": [
+            job_row(conn, r[0])
+            for r in conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 100")
+        ]
+    }
+
+
+@router.get("/jobs/{job_id}")
+def get_job(request: Request, job_id: int) -> dict[str, Any]:
+    job = job_row(state(request).store.read(), job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+    queue, _ = queue_for(state(request))
+    if not queue.cancel(job_id):
+        raise HTTPException(409, f"job {job_id} is not queued or running")
+    return {"job": job_id, "cancelling": True}

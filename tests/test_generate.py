@@ -1,0 +1,270 @@
+"""Generation through the A1111 back end (a stand-in server that follows A1111's documented
+API), the persistent job queue, lineage, the dream cache in front, CLI and HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from builders import A1111_TEXT, png
+from conftest import Cli, catalog
+from dreamdepot.generate.base import GenerateRequest
+from dreamdepot.generate.jobs import JobQueue
+from dreamdepot.generate.service import make_backend
+from dreamdepot.library import Library
+from fake_a1111 import make_app
+from server import Server
+
+
+class FakeA1111:
+    def __init__(self, auth: str | None = None, mode: str = "ok") -> None:
+        self.app = make_app(auth, mode)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        return self.app.state.fake["calls"]
+
+    def __enter__(self) -> FakeA1111:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def a1111() -> Iterator[FakeA1111]:
+    with FakeA1111() as fake:
+        yield fake
+
+
+def test_generate_writes_a1111_compatible_files_and_indexes_them(
+    cli: Cli, a1111: FakeA1111
+) -> None:
+    out = cli.json(
+        "generate",
+        "a glass castle on a hill",
+        "--n",
+        "2",
+        "--seed",
+        "42",
+        "--size",
+        "64x96",
+        "--backend",
+        "a1111",
+        "--backend-url",
+        a1111.url,
+        "--no-cache",
+        "--json",
+    )
+    job = out["job"]
+    assert job["status"] == "done" and len(out["images"]) == 2
+    kind, payload = a1111.calls[0]
+    assert kind == "txt2img" and payload["batch_size"] == 2 and payload["width"] == 64
+    path = Path(out["images"][0]["path"])
+    assert path.is_file() and "generated" in path.parts
+    meta = cli.json("inspect", str(path), "--json")
+    assert meta["prompt"] == "a glass castle on a hill" and meta["seed"] == 42
+    assert meta["generator"] == "dreamdepot" and meta["steps"] == 20
+    seeds = sorted(i["seed"] for i in cli.jsonl("search", "castle", "--json"))
+    assert seeds == [42, 43]  # the seeds A1111 actually used (info.all_seeds)
+    conn = catalog(cli.library_path)
+    assert {r[0] for r in conn.execute("SELECT job_id FROM images")} == {job["id"]}
+
+
+def test_the_dream_cache_answers_before_generating(cli: Cli, a1111: FakeA1111) -> None:
+    args = ("--backend", "a1111", "--backend-url", a1111.url, "--size", "64x64", "--json")
+    first = cli.json("generate", "a red lighthouse in a storm", *args)
+    assert first["job"]["status"] == "done" and len(a1111.calls) == 1
+    again = cli.json("generate", "masterpiece, a red lighthouse in a storm", *args)
+    assert again["job"] is None and again["cache"]["hit"] and len(a1111.calls) == 1
+    other = cli.json("generate", "a blue lighthouse in a storm", *args)
+    assert other["job"]["status"] == "done" and len(a1111.calls) == 2
+
+
+def test_upscale_and_variations_keep_lineage(cli: Cli, a1111: FakeA1111, tmp_path: Path) -> None:
+    png(tmp_path / "pics" / "src.png", {"parameters": A1111_TEXT})
+    cli("add", str(tmp_path / "pics"))
+    [src] = cli.jsonl("search", "fox", "--json")
+    opts = ("--backend", "a1111", "--backend-url", a1111.url, "--json")
+    up = cli.json("upscale", str(src["id"]), "--scale", "2", *opts)
+    assert up["job"]["status"] == "done" and a1111.calls[-1][0] == "extra"
+    var = cli.json("variations", str(Path(src["paths"][0])), "--n", "2", "--strength", "0.4", *opts)
+    kind, payload = a1111.calls[-1]
+    assert kind == "img2img" and payload["denoising_strength"] == 0.4
+    assert payload["prompt"].startswith("a red fox") and payload["init_images"]
+    conn = catalog(cli.library_path)
+    children = [
+        r[0] for r in conn.execute("SELECT id FROM images WHERE parent_id = ?", (src["id"],))
+    ]
+    assert len(children) == 3
+    big = conn.execute("SELECT width FROM images WHERE id = ?", (up["images"][0]["id"],))
+    assert big.fetchone()[0] == 32
+    assert len(var["images"]) == 2
+
+
+def test_back_end_failures_fail_the_job_with_a_reason(cli: Cli, tmp_path: Path) -> None:
+    with FakeA1111(auth="me:secret") as guarded:
+        bad = cli(
+            "generate",
+            "x y z",
+            "--backend",
+            "a1111",
+            "--backend-url",
+            guarded.url,
+            "--no-cache",
+            "--json",
+            expect=1,
+        )
+        assert "401" in bad.stdout and '"failed"' in bad.stdout
+        ok = cli.json(
+            "generate",
+            "x y z",
+            "--backend",
+            "a1111",
+            "--backend-url",
+            guarded.url,
+            "--api-auth",
+            "me:secret",
+            "--no-cache",
+            "--json",
+        )
+        assert ok["job"]["status"] == "done"
+    with FakeA1111(mode="malformed") as broken:
+        bad = cli(
+            "generate",
+            "x y z",
+            "--backend",
+            "a1111",
+            "--backend-url",
+            broken.url,
+            "--no-cache",
+            "--json",
+            expect=1,
+        )
+        assert "malformed" in bad.stdout or "base64" in bad.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gone = cli(
+        "generate",
+        "x y z",
+        "--backend",
+        "a1111",
+        "--backend-url",
+        dead,
+        "--no-cache",
+        "--json",
+        expect=1,
+    )
+    assert "unreachable" in gone.stdout
+
+
+def test_invalid_requests_are_refused_before_queueing(cli: Cli, a1111: FakeA1111) -> None:
+    opts = ("--backend", "a1111", "--backend-url", a1111.url, "--no-cache")
+    assert "width" in cli("generate", "x", "--size", "100x100", *opts, expect=2).stderr
+    assert "n:" in cli("generate", "x", "--n", "99", *opts, expect=2).stderr
+    assert "no generation back end" in cli("generate", "x", "--no-cache", expect=2).stderr
+    assert catalog(cli.library_path).execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+def test_jobs_survive_a_restart(cli: Cli, a1111: FakeA1111) -> None:
+    cli("stats")
+    with Library.open(cli.library_path) as lib:
+        queue = JobQueue(lib.path, make_backend(lib.settings, "a1111", a1111.url))
+        job = queue.submit(GenerateRequest(prompt="a survivor", width=64, height=64))
+        with lib.catalog.transaction() as conn:  # the process died while it was running
+            conn.execute("UPDATE jobs SET status = 'running', attempts = 1 WHERE id = ?", (job,))
+        assert queue.recover() == 1
+        assert queue.run_pending() == 1
+        row = lib.conn.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job,)).fetchone()
+        assert tuple(row) == ("done", 2)
+        queue.close()
+
+
+def test_generate_over_http_with_progress_and_cancel(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fake_a1111
+
+    monkeypatch.setattr(fake_a1111, "STEP_SECONDS", 0.05)
+    with FakeA1111() as fake:
+        cli("stats")
+        toml = cli.library_path / "dreamdepot.toml"
+        toml.write_text(f'backend = "a1111"\na1111_url = "{fake.url}"\n' + toml.read_text())
+        with Server(cli.library_path) as srv, httpx.Client(base_url=srv.base, timeout=30) as c:
+            info = c.get("/api/backend").json()
+            assert info["available"] and info["models"] == ["v1-5-pruned-emaonly"]
+            events: list[str] = []
+
+            def listen() -> None:
+                with httpx.stream("GET", f"{srv.base}/api/events", timeout=30) as r:
+                    for line in r.iter_lines():
+                        events.append(line)
+                        if '"status": "done"' in line:
+                            return
+
+            t = threading.Thread(target=listen, daemon=True)
+            t.start()
+            time.sleep(0.3)
+            r = c.post(
+                "/api/generate",
+                json={"prompt": "an http dragon", "steps": 30, "width": 64, "height": 64},
+            )
+            assert r.status_code == 202
+            job_id = r.json()["job"]
+            t.join(timeout=20)
+            assert any('"progress": 0.' in e for e in events), "no progress events"
+            done = c.get(f"/api/jobs/{job_id}").json()
+            assert done["status"] == "done" and done["image_ids"]
+            slow = c.post(
+                "/api/generate",
+                json={"prompt": "a slow one", "steps": 200, "width": 64, "height": 64},
+            ).json()["job"]
+            deadline = time.monotonic() + 10
+            while c.get(f"/api/jobs/{slow}").json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert c.post(f"/api/jobs/{slow}/cancel").status_code == 200
+            while c.get(f"/api/jobs/{slow}").json()["status"] == "running":
+                assert time.monotonic() < deadline + 10
+                time.sleep(0.05)
+            assert c.get(f"/api/jobs/{slow}").json()["status"] == "cancelled"
+            bad = c.post("/api/generate", json={"prompt": "x", "width": 100})
+            assert bad.status_code == 422 and bad.json()["field"] == "width"
+            assert c.get("/api/jobs/999").status_code == 404
+            assert c.post(f"/api/jobs/{job_id}/cancel").status_code == 409
+
+
+def test_a_dream_miss_generates_and_the_next_similar_request_hits(
+    cli: Cli, a1111: FakeA1111
+) -> None:
+    cli("stats")
+    toml = cli.library_path / "dreamdepot.toml"
+    toml.write_text(f'backend = "a1111"\na1111_url = "{a1111.url}"\n' + toml.read_text())
+    miss = cli.json("dream", "an origami crane over a misty lake", "--size", "64x64", "--json")
+    assert miss["hit"] is False and miss["generated"]["status"] == "done"
+    assert Path(miss["images"][0]["paths"][0]).is_file()
+    hit = cli.json("dream", "(origami crane:1.1) over a misty lake, masterpiece", "--json")
+    assert hit["hit"] is True and hit["images"][0]["id"] == miss["images"][0]["id"]
+    assert len(a1111.calls) == 1
