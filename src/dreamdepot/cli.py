@@ -538,8 +538,36 @@ def autotag(
     )
 
 
-BackendOption = Annotated[str | None, typer.Option("--backend", help="Back end: a1111.")]
-BackendUrlOption = Annotated[str | None, typer.Option("--backend-url", help="Back end URL.")]
+BackendOption = Annotated[
+    str | None, typer.Option("--backend", help="Back end: a1111 or diffusers.")
+]
+BackendUrlOption = Annotated[
+    str | None, typer.Option("--backend-url", help="A1111 URL, or the diffusers model path.")
+]
+dev_app = typer.Typer(help="Tools for developers and tryouts.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+
+
+@dev_app.command("tiny-model")
+def tiny_model(folder: Annotated[Path, typer.Argument(help="Where to write it.")]) -> None:
+    """Write a tiny randomly initialised Stable Diffusion pipeline (offline). Its images are
+    noise: it is for trying the diffusers back end without a real checkpoint."""
+    try:
+        from dreamdepot.generate.diffusers_local import write_tiny_model
+
+        write_tiny_model(folder)
+    except ImportError as exc:
+        fail(
+            f"needs the 'diffusers' extra: pip install -c constraints.txt "
+            f"'dreamdepot[diffusers]' ({exc})"
+        )
+    console.print(
+        f"Wrote a tiny random pipeline to {escape(str(folder))} (its images are "
+        f"noise). Try: dreamdepot generate 'a cat' --backend diffusers "
+        f"--backend-url {escape(str(folder))} --size 64x64 --steps 2 --no-cache"
+    )
+
+
 ApiAuthOption = Annotated[
     str | None, typer.Option("--api-auth", help="user:password for the back end's HTTP Basic auth.")
 ]

@@ -33,6 +33,12 @@ autotag = ["prompt", "colour", "faces"]
 # a1111_url = "http://127.0.0.1:7860"
 # a1111_auth = "user:password"
 # max_batch = 8
+# Or local generation with diffusers: a diffusers folder, or a .safetensors checkpoint plus a
+# local config folder (`dreamdepot dev tiny-model DIR` writes a tiny test pipeline).
+# backend = "diffusers"
+# diffusers_model = "/models/my-model"
+# diffusers_config = "/models/sd15-config"
+# diffusers_upscaler = "/models/stable-diffusion-x4-upscaler"
 # tag_synonyms = "tag-synonyms.txt"   # lines of "alias = canonical", for prompt tags
 
 [server]
@@ -72,6 +78,10 @@ class Settings:
     a1111_url: str = "http://127.0.0.1:7860"
     a1111_auth: str | None = None
     max_batch: int = 8
+    diffusers_model: str | None = None
+    diffusers_config: str | None = None
+    diffusers_upscaler: str | None = None
+    device: str | None = None
     backend_retries: int = 2
     server: ServerSettings = field(default_factory=ServerSettings)
 

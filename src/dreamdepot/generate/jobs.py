@@ -228,6 +228,8 @@ class JobQueue:
             g.params["Generation time"] = f"{per_image:.2f}"
             if req.kind == "upscale":
                 g.params["Postprocess upscale by"] = str(req.scale)
+                if result.info.get("upscaler"):
+                    g.params["Postprocess upscaler"] = str(result.info["upscaler"])
             info = PngImagePlugin.PngInfo()
             info.add_text("parameters", format_infotext(g))
             info.add_text(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dreamdepot.config import Settings
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.generate.a1111 import A1111Backend
 from dreamdepot.generate.base import Backend
 
-BACKENDS = ("a1111",)
+BACKENDS = ("a1111", "diffusers")
+_warm: dict[tuple[str, str | None, str | None, str | None], Backend] = {}
 
 
 class NoBackend(DreamDepotError):
@@ -27,7 +30,32 @@ def make_backend(
         return A1111Backend(
             url or settings.a1111_url, auth or settings.a1111_auth, retries=settings.backend_retries
         )
+    if chosen == "diffusers":
+        model = url or settings.diffusers_model
+        if not model:
+            raise NoBackend(
+                "the diffusers back end needs diffusers_model in dreamdepot.toml "
+                "(or --backend-url PATH)"
+            )
+        key = (model, settings.diffusers_config, settings.diffusers_upscaler, settings.device)
+        if key not in _warm:  # the loaded pipeline stays warm between jobs
+            from dreamdepot.generate.base import BackendError
+            from dreamdepot.generate.diffusers_local import DiffusersBackend
+
+            def path(p: str | None) -> Path | None:
+                return Path(p).expanduser() if p else None
+
+            try:
+                _warm[key] = DiffusersBackend(
+                    Path(model).expanduser(),
+                    path(settings.diffusers_config),
+                    path(settings.diffusers_upscaler),
+                    settings.device,
+                )
+            except BackendError as exc:
+                raise NoBackend(str(exc)) from exc
+        return _warm[key]
     raise NoBackend(
-        f"unknown back end {chosen!r}; known: {', '.join(BACKENDS)} (ComfyUI and "
-        "local diffusers are not implemented yet)"
+        f"unknown back end {chosen!r}; known: {', '.join(BACKENDS)} (ComfyUI is "
+        "not implemented yet)"
     )
