@@ -3,6 +3,7 @@ API), the persistent job queue, lineage, the dream cache in front, CLI and HTTP.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -268,3 +269,84 @@ def test_a_dream_miss_generates_and_the_next_similar_request_hits(
     hit = cli.json("dream", "(origami crane:1.1) over a misty lake, masterpiece", "--json")
     assert hit["hit"] is True and hit["images"][0]["id"] == miss["images"][0]["id"]
     assert len(a1111.calls) == 1
+
+
+class FakeComfy(FakeA1111):
+    def __init__(self, fail: bool = False) -> None:
+        from fake_comfyui import make_app as make_comfy
+
+        self.app = make_comfy(fail)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+def test_comfyui_back_end_with_templates_progress_and_outputs(cli: Cli, tmp_path: Path) -> None:
+    from dreamdepot.generate.comfyui import ComfyUIBackend
+
+    with FakeComfy() as comfy:
+        opts = ("--backend", "comfyui", "--backend-url", comfy.url, "--json")
+        out = cli.json(
+            "generate",
+            "a comfy teapot",
+            "--n",
+            "2",
+            "--seed",
+            "11",
+            "--steps",
+            "5",
+            "--size",
+            "64x64",
+            "--no-cache",
+            *opts,
+        )
+        assert out["job"]["status"] == "done" and len(out["images"]) == 2
+        graph = comfy.app.state.fake["prompts"][0]
+        assert graph["3"]["inputs"]["seed"] == 11 and graph["5"]["inputs"]["batch_size"] == 2
+        assert graph["4"]["inputs"]["ckpt_name"] == "v1-5-pruned-emaonly.safetensors"
+        first = out["images"][0]["id"]
+        up = cli.json("upscale", str(first), *opts)
+        assert up["job"]["status"] == "done"
+        assert comfy.app.state.fake["uploads"]  # the source went through /upload/image
+        var = cli.json("variations", str(first), "--n", "1", *opts)
+        assert var["job"]["status"] == "done"
+        seen: list[float] = []
+        backend = ComfyUIBackend(comfy.url)
+        backend.txt2img(GenerateRequest(prompt="p", steps=4, width=64, height=64), seen.append)
+        assert seen == [0.25, 0.5, 0.75, 1.0]
+        templates = tmp_path / "templates"
+        templates.mkdir()
+        custom = {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x"}},
+            "2": {
+                "class_type": "EmptyLatentImage",
+                "inputs": {"width": "{{width}}", "height": "{{height}}", "batch_size": 1},
+            },
+            "3": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "steps": 2}},
+            "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "mine {{prompt}}"}},
+        }
+        (templates / "txt2img.json").write_text(json.dumps(custom))
+        ComfyUIBackend(comfy.url, templates).txt2img(
+            GenerateRequest(prompt="custom", seed=3, width=64, height=64)
+        )
+        sent = comfy.app.state.fake["prompts"][-1]
+        assert sent["9"]["inputs"]["filename_prefix"] == "mine custom"
+        assert sent["3"]["inputs"]["seed"] == 3
+    with FakeComfy(fail=True) as broken:
+        bad = cli(
+            "generate",
+            "x y",
+            "--backend",
+            "comfyui",
+            "--backend-url",
+            broken.url,
+            "--no-cache",
+            "--json",
+            expect=1,
+        )
+        assert "out of memory" in bad.stdout

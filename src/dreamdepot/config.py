@@ -33,6 +33,13 @@ autotag = ["prompt", "colour", "faces"]
 # a1111_url = "http://127.0.0.1:7860"
 # a1111_auth = "user:password"
 # max_batch = 8
+# Or ComfyUI (started normally; templates: a folder with txt2img.json, img2img.json,
+# upscale.json in API format, using {{prompt}}, {{negative}}, {{seed}}, {{steps}}, {{cfg}},
+# {{width}}, {{height}}, {{n}}, {{sampler}}, {{scheduler}}, {{model}}, {{denoise}},
+# {{image}}, {{upscaler}}):
+# backend = "comfyui"
+# comfyui_url = "http://127.0.0.1:8188"
+# comfyui_templates = "comfy-templates"
 # Or local generation with diffusers: a diffusers folder, or a .safetensors checkpoint plus a
 # local config folder (`dreamdepot dev tiny-model DIR` writes a tiny test pipeline).
 # backend = "diffusers"
@@ -78,6 +85,8 @@ class Settings:
     a1111_url: str = "http://127.0.0.1:7860"
     a1111_auth: str | None = None
     max_batch: int = 8
+    comfyui_url: str = "http://127.0.0.1:8188"
+    comfyui_templates: str | None = None
     diffusers_model: str | None = None
     diffusers_config: str | None = None
     diffusers_upscaler: str | None = None

@@ -9,7 +9,7 @@ from dreamdepot.errors import DreamDepotError
 from dreamdepot.generate.a1111 import A1111Backend
 from dreamdepot.generate.base import Backend
 
-BACKENDS = ("a1111", "diffusers")
+BACKENDS = ("a1111", "comfyui", "diffusers")
 _warm: dict[tuple[str, str | None, str | None, str | None], Backend] = {}
 
 
@@ -29,6 +29,15 @@ def make_backend(
     if chosen == "a1111":
         return A1111Backend(
             url or settings.a1111_url, auth or settings.a1111_auth, retries=settings.backend_retries
+        )
+    if chosen == "comfyui":
+        from dreamdepot.generate.comfyui import ComfyUIBackend
+
+        templates = (
+            Path(settings.comfyui_templates).expanduser() if settings.comfyui_templates else None
+        )
+        return ComfyUIBackend(
+            url or settings.comfyui_url, templates, retries=settings.backend_retries
         )
     if chosen == "diffusers":
         model = url or settings.diffusers_model
@@ -55,7 +64,4 @@ def make_backend(
             except BackendError as exc:
                 raise NoBackend(str(exc)) from exc
         return _warm[key]
-    raise NoBackend(
-        f"unknown back end {chosen!r}; known: {', '.join(BACKENDS)} (ComfyUI is "
-        "not implemented yet)"
-    )
+    raise NoBackend(f"unknown back end {chosen!r}; known: {', '.join(BACKENDS)}")
