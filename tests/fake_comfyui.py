@@ -10,7 +10,7 @@ import hashlib
 import io
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket
 from fastapi.responses import Response
@@ -151,7 +151,7 @@ def make_app(fail: bool = False, steps_delay: float = 0.01) -> FastAPI:
 
     @app.post("/upload/image")
     async def upload(
-        image: UploadFile = File(...), overwrite: str = Form("false")
+        image: Annotated[UploadFile, File()], overwrite: Annotated[str, Form()] = "false"
     ) -> dict[str, Any]:
         st["uploads"][image.filename] = await image.read()
         return {"name": image.filename, "subfolder": "", "type": "input"}
