@@ -350,3 +350,39 @@ def test_comfyui_back_end_with_templates_progress_and_outputs(cli: Cli, tmp_path
             expect=1,
         )
         assert "out of memory" in bad.stdout
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium missing")
+def test_generate_from_the_ui_shows_progress_and_lineage(
+    cli: Cli, tmp_path: Path, a1111: FakeA1111
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    png(tmp_path / "pics" / "src.png", {"parameters": A1111_TEXT})
+    cli("add", str(tmp_path / "pics"))
+    toml = cli.library_path / "dreamdepot.toml"
+    toml.write_text(f'backend = "a1111"\na1111_url = "{a1111.url}"\n' + toml.read_text())
+    with Server(cli.library_path) as srv, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        page.goto(srv.base + "/")
+        page.wait_for_selector(".tile")
+        page.dblclick(".tile")
+        page.wait_for_selector("#detail:not([hidden]) #detail-prompt")
+        assert page.is_enabled("text=Variations")
+        page.click("text=Variations")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('done')", timeout=20_000
+        )
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#toast:has-text('click to show')")  # live: new images offered
+        page.click("#toast")
+        page.wait_for_function("S.items.length === 3", timeout=20_000)
+        child = page.evaluate("S.items.find(i => i.parent_id !== null).id")
+        page.evaluate(f"openDetail({child})")
+        page.wait_for_selector("#detail-info button:has-text('Parent #')")
+        browser.close()
