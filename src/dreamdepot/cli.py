@@ -712,22 +712,13 @@ def upscale(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Upscale an image; the result is linked to it (lineage)."""
-    from dreamdepot.generate.base import GenerateRequest
-
-    with open_library() as lib:
-        parent = _image_ref(lib, image)
-        d = catalog_images.detail(lib.conn, parent) or {}
-        req = GenerateRequest(
-            "upscale",
-            d.get("prompt") or "",
-            d.get("negative_prompt") or "",
-            width=8 * max(8, (d.get("width") or 512) // 8),
-            height=8 * max(8, (d.get("height") or 512) // 8),
-            scale=scale,
-            upscaler=upscaler,
-            parent_id=parent,
-        )
-        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+    _from_image(
+        image,
+        "upscale",
+        {"scale": scale, "upscaler": upscaler},
+        (backend, backend_url, api_auth),
+        as_json,
+    )
 
 
 @app.command()
@@ -741,30 +732,24 @@ def variations(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Variations of an image (img2img with its own prompt and parameters)."""
-    from dreamdepot.generate.base import GenerateRequest
+    _from_image(
+        image, "img2img", {"denoise": strength, "n": n}, (backend, backend_url, api_auth), as_json
+    )
+
+
+def _from_image(
+    image: str,
+    kind: str,
+    overrides: dict[str, Any],
+    backend: tuple[str | None, str | None, str | None],
+    as_json: bool,
+) -> None:
+    from dreamdepot.generate.base import request_for_image
 
     with open_library() as lib:
-        parent = _image_ref(lib, image)
-        d = catalog_images.detail(lib.conn, parent) or {}
-        w = 8 * max(8, min(4096, d.get("width") or 512) // 8)
-        h = 8 * max(8, min(4096, d.get("height") or 512) // 8)
-        req = GenerateRequest(
-            "img2img",
-            d.get("prompt") or "",
-            d.get("negative_prompt") or "",
-            n,
-            d.get("steps") or 20,
-            d.get("cfg_scale") or 7.0,
-            -1,
-            w,
-            h,
-            d.get("model"),
-            d.get("sampler"),
-            None,
-            strength,
-            parent_id=parent,
-        )
-        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+        detail = catalog_images.detail(lib.conn, _image_ref(lib, image)) or {}
+        req = request_for_image(detail, kind, **overrides)
+        _print_job(_generate_now(lib, req, *backend), as_json)
 
 
 def _image_ref(lib: Library, ref: str) -> int:

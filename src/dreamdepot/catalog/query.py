@@ -222,33 +222,23 @@ def _date(value: str, tok: Token, query: str) -> Clause:
     ]
 
 
-def _tag(value: str, tok: Token, query: str) -> Clause:
-    if not value:
-        raise QueryError("expected a tag name after 'tag:'", tok.pos, query)
-    tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
-    return (
-        alternatives(
-            f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag})",
-            f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} AND image_id = images.id)",
-        ),
-        [value],
-    )
+def _tagged(field_name: str, extra: str = "") -> Callable[[str, Token, str], Clause]:
+    """``tag:NAME`` (any source) or ``autotag:NAME`` (proposed by a tagger, not yet accepted)."""
 
+    def build(value: str, tok: Token, query: str) -> Clause:
+        if not value:
+            raise QueryError(f"expected a tag name after '{field_name}:'", tok.pos, query)
+        tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
+        return (
+            alternatives(
+                f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag}{extra})",
+                f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} "
+                f"AND image_id = images.id{extra})",
+            ),
+            [value],
+        )
 
-def _autotag(value: str, tok: Token, query: str) -> Clause:
-    """``autotag:NAME``: the tag as proposed by a tagger (not yet accepted by the user)."""
-    if not value:
-        raise QueryError("expected a tag name after 'autotag:'", tok.pos, query)
-    tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
-    return (
-        alternatives(
-            f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag} "
-            "AND source = 'auto')",
-            f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} AND image_id = images.id "
-            "AND source = 'auto')",
-        ),
-        [value],
-    )
+    return build
 
 
 def _lora(value: str, tok: Token, query: str) -> Clause:
@@ -345,8 +335,8 @@ MISSING_SQL = (
 )
 
 FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
-    "tag": _tag,
-    "autotag": _autotag,
+    "tag": _tagged("tag"),
+    "autotag": _tagged("autotag", " AND source = 'auto'"),
     "model": text_field("model"),
     "sampler": text_field("sampler"),
     "scheduler": text_field("scheduler"),

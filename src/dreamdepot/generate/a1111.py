@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
+from dreamdepot.generate.http import request
 
 POLL_SECONDS = 0.5
 
@@ -43,36 +44,20 @@ class A1111Backend:
     # -- transport with bounded retries -------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise BackendError(
-                        f"A1111 at {self.url} is unreachable: {exc}", retryable=True
-                    ) from exc
-                time.sleep(delay)
-                delay *= 2
-                continue
-            if r.status_code == 401:
-                raise BackendError("A1111 refused the credentials (HTTP 401): check --api-auth")
-            if r.status_code == 404:
-                raise BackendError(f"A1111 has no {path}: is it started with --api?")
-            if r.status_code >= 500 and attempt < self.retries:
-                time.sleep(delay)
-                delay *= 2
-                continue
-            if r.status_code >= 400:
-                raise BackendError(
-                    f"A1111 answered {r.status_code} to {path}: {r.text[:300]}",
-                    retryable=r.status_code >= 500,
-                )
-            try:
-                return r.json()
-            except ValueError as exc:
-                raise BackendError(f"A1111 sent something that is not JSON from {path}") from exc
-        raise BackendError("unreachable")  # pragma: no cover
+        r = request(self.client, "A1111", method, path, self.retries, self.backoff, **kwargs)
+        if r.status_code == 401:
+            raise BackendError("A1111 refused the credentials (HTTP 401): check --api-auth")
+        if r.status_code == 404:
+            raise BackendError(f"A1111 has no {path}: is it started with --api?")
+        if r.status_code >= 400:
+            raise BackendError(
+                f"A1111 answered {r.status_code} to {path}: {r.text[:300]}",
+                retryable=r.status_code >= 500,
+            )
+        try:
+            return r.json()
+        except ValueError as exc:
+            raise BackendError(f"A1111 sent something that is not JSON from {path}") from exc
 
     # -- Backend protocol -------------------------------------------------------------------
 

@@ -71,6 +71,25 @@ class GenerateRequest:
         return asdict(self)
 
 
+def request_for_image(detail: dict[str, Any], kind: str, **overrides: Any) -> GenerateRequest:
+    """A request that starts from an image in the library (variations, upscale): its prompt,
+    parameters and size (snapped to a multiple of 8), with ``overrides`` on top."""
+
+    def snap(v: Any) -> int:
+        return 8 * max(8, min(MAX_SIDE, int(v or 512)) // 8)
+
+    req = GenerateRequest(
+        kind=kind, prompt=detail.get("prompt") or "",
+        negative_prompt=detail.get("negative_prompt") or "", steps=detail.get("steps") or 20,
+        cfg_scale=detail.get("cfg_scale") or 7.0, width=snap(detail.get("width")),
+        height=snap(detail.get("height")), model=detail.get("model"),
+        sampler=detail.get("sampler"), parent_id=detail.get("id"),
+    )  # fmt: skip
+    for key, value in overrides.items():
+        setattr(req, key, value)
+    return req
+
+
 @dataclass
 class GeneratedImage:
     data: bytes

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
+from dreamdepot.generate.http import request
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -99,22 +100,10 @@ class ComfyUIBackend:
         self._progress = 0.0
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        delay = 1.0
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise BackendError(
-                        f"ComfyUI at {self.url} is unreachable: {exc}", retryable=True
-                    ) from exc
-                time.sleep(delay)
-                delay *= 2
-                continue
-            if r.status_code >= 400:
-                raise BackendError(f"ComfyUI answered {r.status_code} to {path}: {r.text[:300]}")
-            return r
-        raise BackendError("unreachable")  # pragma: no cover
+        r = request(self.client, "ComfyUI", method, path, self.retries, **kwargs)
+        if r.status_code >= 400:
+            raise BackendError(f"ComfyUI answered {r.status_code} to {path}: {r.text[:300]}")
+        return r
 
     def models(self) -> list[str]:
         r = self._request("GET", "/models/checkpoints")

@@ -91,7 +91,7 @@ class ClipTagger:
                 image = self._model.get_image_features(**inputs)
             image = image if isinstance(image, torch.Tensor) else image.pooler_output
             image = torch.nn.functional.normalize(image, dim=-1)
-            scale = float(self._model.logit_scale.exp())
+            scale = float(self._model.logit_scale.detach().exp())
             logits = (scale * image @ self._text.T)[0].numpy()
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
