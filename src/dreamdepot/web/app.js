@@ -408,7 +408,7 @@ async function openTagDialog(remove = false) {
   if (!S.allInQuery && !targetIds().length) return;
   const dialog = $("#tag-dialog");
   $("#tag-dialog-title").textContent = remove === "reject" ? "Reject auto tags"
-    : remove ? "Remove tags" : "Add tags";
+    : remove === "accept" ? "Accept auto tags" : remove ? "Remove tags" : "Add tags";
   const input = $("#tag-input");
   input.value = "";
   $("#tag-suggest").replaceChildren();
@@ -420,11 +420,12 @@ async function openTagDialog(remove = false) {
     const tags = input.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (tags.length) {
       try {
-        if (remove === "reject") {
-          const body = S.allInQuery ? { tags, q: S.q, action: "reject" }
-            : { tags, ids: targetIds(), action: "reject" };
+        if (remove === "reject" || remove === "accept") {
+          const body = S.allInQuery ? { tags, q: S.q, action: remove }
+            : { tags, ids: targetIds(), action: remove };
           const r = await api("/api/tags/review", { json: body });
-          toast(`Rejected on ${r.changed} image(s); never proposed again`);
+          toast(remove === "reject" ? `Rejected on ${r.changed} image(s); never proposed again`
+            : `Accepted on ${r.changed} image(s)`);
           loadTags();
         } else await changeTags(tags, remove);
       } catch (err) { toast(err.message); }
@@ -813,6 +814,7 @@ $("#selection-bar").addEventListener("click", (ev) => {
   if (act === "tag") openTagDialog(false);
   else if (act === "untag") openTagDialog(true);
   else if (act === "reject") openTagDialog("reject");
+  else if (act === "accept") openTagDialog("accept");
   else if (act === "batch") selectBatch();
   else if (act === "all") { S.allInQuery = true; S.selected.clear(); refreshTiles(); }
   else if (act === "album") addSelectionToAlbum().catch((e) => toast(e.message));
