@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builders import A1111_TEXT, image, png
+from builders import A1111_TEXT, image, png, tiny_clip
 from conftest import Cli, catalog
 from server import Server
 
@@ -200,58 +200,8 @@ def test_wd14_tagger_with_a_tiny_onnx_model(cli: Cli, pics: Path, tmp_path: Path
     assert set(_tags(cli, "seed:2")) == {"1girl"}
 
 
-def _tiny_clip(folder: Path) -> Path:
-    pytest.importorskip("transformers")
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTokenizer,
-    )
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": i + len(chars) for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], pad_token="<|endoftext|>")
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    )
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": len(vocab),
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "max_position_embeddings": 77,
-            "projection_dim": 16,
-            "bos_token_id": vocab["<|startoftext|>"],
-            "eos_token_id": vocab["<|endoftext|>"],
-            "pad_token_id": vocab["<|endoftext|>"],
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 8,
-            "projection_dim": 16,
-        },
-        projection_dim=16,
-    )
-    CLIPModel(config).save_pretrained(folder)
-    return folder
-
-
 def test_clip_zero_shot_with_a_tiny_random_model(cli: Cli, pics: Path, tmp_path: Path) -> None:
-    model_dir = _tiny_clip(tmp_path / "tiny-clip")
+    model_dir = tiny_clip(tmp_path / "tiny-clip")
     cli("add", str(pics))
     vocab = cli.library_path / "clip-vocabulary.txt"
     vocab.write_text("cat\nforest\nnight sky\n", encoding="utf-8")

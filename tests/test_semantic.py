@@ -255,3 +255,33 @@ def test_dream_page_and_prompt_variants_in_the_browser(cli: Cli, library: Path) 
         page.click(".prompt-row .variants-btn >> nth=0")
         page.wait_for_selector(".variants")
         browser.close()
+
+
+@pytest.mark.parametrize("kind", ["clip", "sd-text-encoder"])
+def test_other_embedders_keep_their_own_vectors(
+    cli: Cli, library: Path, tmp_path: Path, kind: str
+) -> None:
+    pytest.importorskip("transformers")
+    if kind == "clip":
+        from builders import tiny_clip
+
+        folder = tiny_clip(tmp_path / "clip")
+        setting = f'embedder = "clip"\nclip_model = "{folder}"\n'
+    else:
+        pytest.importorskip("diffusers")
+        from dreamdepot.generate.diffusers_local import write_tiny_model
+
+        folder = write_tiny_model(tmp_path / "sd")
+        setting = f'embedder = "sd-text-encoder"\ndiffusers_model = "{folder}"\n'
+    toml = cli.library_path / "dreamdepot.toml"
+    toml.write_text(setting + toml.read_text())
+    assert "Embedded 8 prompt(s)" in cli("embed").stdout
+    models = {
+        r[0]: r[1]
+        for r in catalog(cli.library_path).execute(
+            "SELECT model_id, count(*) FROM embeddings GROUP BY model_id"
+        )
+    }
+    assert models["all-MiniLM-L6-v2"] == 8 and models[f"{kind}:{folder.name}"] == 8
+    hit = cli.json("dream", PROMPTS[3][0], "--json")  # the same prompt: a hit in any space
+    assert hit["hit"] is True

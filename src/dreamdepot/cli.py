@@ -665,7 +665,7 @@ def generate(
             from dreamdepot.semantic.service import embed_pending
 
             try:
-                embedder = _embedder_or_fail()
+                embedder = _embedder_or_fail(lib)
                 embed_pending(lib.conn, embedder)
                 hit = DreamCache(lib.conn, embedder).lookup(
                     DreamRequest(prompt, negative or None, model, width, height, limit=n)
@@ -809,11 +809,11 @@ cache_app = typer.Typer(help="The dream cache: statistics.", no_args_is_help=Tru
 app.add_typer(cache_app, name="cache")
 
 
-def _embedder_or_fail():  # type: ignore[no-untyped-def]
-    from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+def _embedder_or_fail(lib: Library) -> Any:
+    from dreamdepot.semantic.embedders import EmbedderUnavailable, embedder_for_library
 
     try:
-        embedder = load_embedder()
+        embedder = embedder_for_library(lib.path)
         embedder.embed_texts(["warm up"])
         return embedder
     except EmbedderUnavailable as exc:
@@ -826,7 +826,7 @@ def embed() -> None:
     from dreamdepot.semantic.service import embed_pending
 
     with open_library() as lib:
-        embedder = _embedder_or_fail()
+        embedder = _embedder_or_fail(lib)
         with _scan_progress() as progress:
             n = embed_pending(lib.conn, embedder, progress=RichProgress(progress))
     console.print(f"Embedded {n:,} prompt(s) with {embedder.model_id}.")
@@ -879,7 +879,7 @@ def dream(
             )
             result = {"hit": False, "reason": "cache bypassed (--no-cache)", "images": []}
         else:
-            embedder = _embedder_or_fail()
+            embedder = _embedder_or_fail(lib)
             embed_pending(lib.conn, embedder)
             req = DreamRequest(
                 prompt,
@@ -990,7 +990,7 @@ def prefill(
             f"{min_chars} characters, de-duplicated); {counts['added']:,} new."
         )
         if not no_embed and counts["added"]:
-            embedder = _embedder_or_fail()
+            embedder = _embedder_or_fail(lib)
             with _scan_progress() as progress:
                 n = embed_pending(lib.conn, embedder, progress=RichProgress(progress))
             console.print(f"Embedded {n:,} prompt(s).")

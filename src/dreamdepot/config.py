@@ -23,9 +23,13 @@ DEFAULT_TOML = """\
 # Look for stealth metadata in the pixels of PNGs that carry no other metadata.
 stealth_check = true
 
+# Prompt embeddings: "minilm" (default, shipped offline), "clip" (uses clip_model),
+# "sd-text-encoder" (the text encoder of diffusers_model). Vectors of different models never mix.
+# embedder = "minilm"
+
 # Automatic taggers run after indexing (dreamdepot autotag): prompt, colour, faces,
 # clip (needs clip_model = a local CLIP folder), wd14 (needs wd14_model + wd14_tags).
-autotag = ["prompt", "colour", "faces"]
+# autotag = ["prompt", "colour", "faces"]
 # faces_min_confidence = 0.8
 
 # Generation back end: "a1111" (AUTOMATIC1111 / Forge / reForge started with --api).
@@ -72,6 +76,7 @@ class Settings:
     stealth_check: bool = True
     thumb_size: int = 256
     preview_size: int = 1024
+    embedder: str = "minilm"
     autotag: list[str] = field(default_factory=lambda: ["prompt", "colour", "faces"])
     faces_min_confidence: float = 0.8
     tag_synonyms: str | None = None

@@ -21,7 +21,7 @@ from typing import Any
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.semantic import service
-from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder, load_embedder
+from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder
 from dreamdepot.semantic.intent import same_intent
 
 # Chosen on bench/data/cache_pairs.jsonl (docs/dream-cache.md): with the intent check,
@@ -98,7 +98,7 @@ def _generation_seconds(params: str | None) -> float | None:
 class DreamCache:
     def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None) -> None:
         self.conn = conn
-        self.embedder = embedder or load_embedder()
+        self.embedder = embedder or service.library_embedder(conn)
 
     def lookup(self, req: DreamRequest, log: bool = True) -> Decision:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ faster than importing sentence-transformers. Heavy imports happen on first use o
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import threading
 from pathlib import Path
@@ -109,16 +110,146 @@ def _packaged_minilm() -> Path:
     return model_dir
 
 
+class _TorchTextEmbedder:
+    """Shared plumbing for embedders built on a local transformers model."""
+
+    model_id: str
+    dim: int
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.truncated = 0
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with self._lock:
+            if not self._loaded:
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                self._load()
+                self._loaded = True
+            with torch.inference_mode():
+                vectors = self._encode([t if t.strip() else " " for t in texts])
+            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+
+
+class ClipEmbedder(_TorchTextEmbedder):
+    """CLIP from a local folder: text (and image) embeddings in one space, so words can find
+    pictures by what they show."""
+
+    def __init__(self, model_dir: Path) -> None:
+        super().__init__()
+        if not (model_dir / "config.json").is_file():
+            raise EmbedderUnavailable(f"{model_dir} is not a CLIP model folder")
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        self.model_dir = model_dir
+        self.model_id = f"clip:{model_dir.name}"
+        self.dim = int(config.get("projection_dim") or 512)
+
+    def _load(self) -> None:
+        from transformers import CLIPModel, CLIPProcessor
+
+        self._processor = CLIPProcessor.from_pretrained(self.model_dir, local_files_only=True)
+        self._model = CLIPModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+
+    def _encode(self, texts: list[str]) -> Any:
+        inputs = self._processor(text=texts, return_tensors="pt", padding=True, truncation=True)
+        out = self._model.get_text_features(**inputs)
+        return out if hasattr(out, "shape") else out.pooler_output
+
+    def embed_images(self, images: list[Any]) -> np.ndarray:
+        import torch
+
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+            with torch.inference_mode():
+                out = self._model.get_image_features(
+                    **self._processor(images=images, return_tensors="pt")
+                )
+            out = out if hasattr(out, "shape") else out.pooler_output
+            out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+
+
+class SDTextEncoderEmbedder(_TorchTextEmbedder):
+    """The Stable Diffusion pipeline's own CLIP text encoder (pooled output), as the seed
+    did: usable, though weaker than MiniLM for prompt similarity (no projection)."""
+
+    def __init__(self, pipeline_dir: Path) -> None:
+        super().__init__()
+        config_file = pipeline_dir / "text_encoder" / "config.json"
+        if not config_file.is_file():
+            raise EmbedderUnavailable(
+                f"{pipeline_dir} is not a diffusers folder with a text_encoder"
+            )
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        self.pipeline_dir = pipeline_dir
+        self.model_id = f"sd-text-encoder:{pipeline_dir.name}"
+        self.dim = int(config.get("hidden_size") or 768)
+
+    def _load(self) -> None:
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        self._tokenizer = CLIPTokenizer.from_pretrained(
+            self.pipeline_dir / "tokenizer", local_files_only=True
+        )
+        self._model = CLIPTextModel.from_pretrained(
+            self.pipeline_dir / "text_encoder", local_files_only=True
+        ).eval()
+
+    def _encode(self, texts: list[str]) -> Any:
+        batch = self._tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self._tokenizer.model_max_length,
+            return_tensors="pt",
+        )
+        return self._model(**batch).pooler_output
+
+
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
+KNOWN = ("minilm", "clip", "sd-text-encoder")
 
 
-def load_embedder(name: str = "minilm") -> Embedder:
-    """The embedder named in settings; loaded once per process."""
+def load_embedder(name: str = "minilm", model_path: str | None = None) -> Embedder:
+    """An embedder by name (``minilm``; ``clip`` and ``sd-text-encoder`` need a local model
+    folder); loaded once per process."""
+    key = f"{name}:{model_path}"
     with _cache_lock:
-        if name not in _cache:
+        if key not in _cache:
             if name == "minilm":
-                _cache[name] = MiniLMEmbedder()
+                _cache[key] = MiniLMEmbedder()
+            elif name in ("clip", "sd-text-encoder"):
+                if not model_path:
+                    raise EmbedderUnavailable(
+                        f"the {name} embedder needs a local model folder: set "
+                        f"{'clip_model' if name == 'clip' else 'diffusers_model'} in "
+                        "dreamdepot.toml"
+                    )
+                path = Path(model_path).expanduser()
+                _cache[key] = ClipEmbedder(path) if name == "clip" else SDTextEncoderEmbedder(path)
             else:
-                raise EmbedderUnavailable(f"unknown embedder {name!r}; known: minilm")
-        return _cache[name]
+                raise EmbedderUnavailable(f"unknown embedder {name!r}; known: {', '.join(KNOWN)}")
+        return _cache[key]
+
+
+def embedder_for_library(library_dir: Path) -> Embedder:
+    """The embedder the library's settings choose (``embedder`` in dreamdepot.toml)."""
+    from dreamdepot.config import load_settings
+
+    settings = load_settings(library_dir)
+    path = settings.clip_model if settings.embedder == "clip" else settings.diffusers_model
+    return load_embedder(settings.embedder, path if settings.embedder != "minilm" else None)

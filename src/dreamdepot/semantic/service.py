@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dreamdepot.semantic.embedders import Embedder, load_embedder
+from dreamdepot.semantic.embedders import Embedder, embedder_for_library
 from dreamdepot.semantic.vectors import PromptVectors, store
 
 SIMILAR_K = 300
@@ -17,6 +18,11 @@ SIMILAR_MIN_SCORE = 0.45
 
 _indexes: dict[tuple[str, str], PromptVectors] = {}
 _lock = threading.Lock()
+
+
+def library_embedder(conn: sqlite3.Connection) -> Embedder:
+    """The embedder this catalog's library is configured with."""
+    return embedder_for_library(Path(catalog_file(conn)).parent)
 
 
 def catalog_file(conn: sqlite3.Connection) -> str:
@@ -49,7 +55,7 @@ def embed_pending(
 
     Commits per batch, so an interrupted run resumes where it stopped.
     """
-    embedder = embedder or load_embedder()
+    embedder = embedder or library_embedder(conn)
     pv = prompt_vectors(conn, embedder)
     redo = set(pv.corrupt)
     rows = conn.execute(
@@ -94,7 +100,7 @@ def neighbours(
     vector: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
     """Prompt ids most similar to ``text`` (cosine), best first."""
-    embedder = embedder or load_embedder()
+    embedder = embedder or library_embedder(conn)
     pv = prompt_vectors(conn, embedder)
     if vector is None:
         vector = embedder.embed_texts([text])[0]
@@ -104,7 +110,7 @@ def neighbours(
 def prompt_vector(
     conn: sqlite3.Connection, prompt_id: int, embedder: Embedder | None = None
 ) -> np.ndarray | None:
-    embedder = embedder or load_embedder()
+    embedder = embedder or library_embedder(conn)
     pv = prompt_vectors(conn, embedder)
     pos = pv.index._position.get(prompt_id)
     if pos is not None:

@@ -59,11 +59,11 @@ def thumbnails(st: AppState) -> int:
 
 def embeddings(st: AppState) -> int:
     """Embed new prompts when the semantic extra is installed; otherwise note it once."""
-    from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+    from dreamdepot.semantic.embedders import EmbedderUnavailable, embedder_for_library
     from dreamdepot.semantic.service import embed_pending
 
     try:
-        embedder = load_embedder()
+        embedder = embedder_for_library(st.library_path)
     except EmbedderUnavailable as exc:
         st.events.publish("embed", {"stage": "unavailable", "note": str(exc)})
         return 0

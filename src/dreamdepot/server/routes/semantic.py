@@ -19,16 +19,16 @@ from dreamdepot.semantic.cache import (
     cache_stats,
     log_decision,
 )
-from dreamdepot.semantic.embedders import EmbedderUnavailable, load_embedder
+from dreamdepot.semantic.embedders import Embedder, EmbedderUnavailable, embedder_for_library
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.images import present
 
 router = APIRouter(prefix="/api", tags=["semantic"])
 
 
-def _embedder_or_503():  # type: ignore[no-untyped-def]
+def _embedder_or_503(st: AppState) -> Embedder:
     try:
-        return load_embedder()
+        return embedder_for_library(st.library_path)
     except EmbedderUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
 
@@ -102,7 +102,7 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
             )
         result: dict[str, Any] = {"hit": False, "reason": "cache bypassed", "images": []}
     else:
-        embedder = _embedder_or_503()
+        embedder = _embedder_or_503(st)
         req = DreamRequest(
             body.prompt,
             body.negative_prompt,
@@ -153,7 +153,7 @@ def _prompt_neighbours(
     st: AppState, prompt_id: int, k: int, min_score: float
 ) -> list[tuple[int, float]]:
     conn = st.store.read()
-    embedder = _embedder_or_503()
+    embedder = _embedder_or_503(st)
     vector = service.prompt_vector(conn, prompt_id, embedder)
     if vector is None:
         raise HTTPException(404, f"no prompt {prompt_id}")
