@@ -37,6 +37,6 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.app.state.dd.stop.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.app.state.dd.shutdown()  # wait for background stages, as `serve` does

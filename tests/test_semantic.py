@@ -275,13 +275,28 @@ def test_other_embedders_keep_their_own_vectors(
         setting = f'embedder = "sd-text-encoder"\ndiffusers_model = "{folder}"\n'
     toml = cli.library_path / "dreamdepot.toml"
     toml.write_text(setting + toml.read_text())
-    assert "Embedded 8 prompt(s)" in cli("embed").stdout
+    out = cli("embed").stdout
+    assert "Embedded 8 prompt(s)" in out
     models = {
-        r[0]: r[1]
+        (r[0], r[1]): r[2]
         for r in catalog(cli.library_path).execute(
-            "SELECT model_id, count(*) FROM embeddings GROUP BY model_id"
+            "SELECT model_id, owner_kind, count(*) FROM embeddings GROUP BY model_id, owner_kind"
         )
     }
-    assert models["all-MiniLM-L6-v2"] == 8 and models[f"{kind}:{folder.name}"] == 8
+    assert models[("all-MiniLM-L6-v2", "prompt")] == 8
+    assert models[(f"{kind}:{folder.name}", "prompt")] == 8
+    if kind == "clip":  # CLIP also embeds pixels: words find pictures without a prompt
+        assert "and 10 image(s)" in out and models[(f"clip:{folder.name}", "image")] == 10
+        png(library / "no-prompt.png", im=image((64, 64), (10, 200, 10)))
+        cli("scan")
+        assert "and 1 image(s)" in cli("embed").stdout
+        from dreamdepot.semantic import service
+
+        service.SIMILAR_IMAGE_MIN_SCORE = -1.0  # a random tiny CLIP: rank only
+        try:
+            found = cli.jsonl("search", 'similar:"green"', "--json", "--limit", "50")
+        finally:
+            service.SIMILAR_IMAGE_MIN_SCORE = 0.15
+        assert any(f["prompt"] is None for f in found)
     hit = cli.json("dream", PROMPTS[3][0], "--json")  # the same prompt: a hit in any space
     assert hit["hit"] is True

@@ -823,13 +823,15 @@ def _embedder_or_fail(lib: Library) -> Any:
 @app.command()
 def embed() -> None:
     """Embed every prompt that has no vector yet (``serve`` does this in the background)."""
-    from dreamdepot.semantic.service import embed_pending
+    from dreamdepot.semantic.service import embed_images_pending, embed_pending
 
     with open_library() as lib:
         embedder = _embedder_or_fail(lib)
         with _scan_progress() as progress:
             n = embed_pending(lib.conn, embedder, progress=RichProgress(progress))
-    console.print(f"Embedded {n:,} prompt(s) with {embedder.model_id}.")
+            m = embed_images_pending(lib.conn, embedder, progress=RichProgress(progress))
+    images = f" and {m:,} image(s)" if hasattr(embedder, "embed_images") else ""
+    console.print(f"Embedded {n:,} prompt(s){images} with {embedder.model_id}.")
 
 
 @app.command()

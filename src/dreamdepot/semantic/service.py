@@ -15,8 +15,10 @@ from dreamdepot.semantic.vectors import PromptVectors, store
 
 SIMILAR_K = 300
 SIMILAR_MIN_SCORE = 0.45
+SIMILAR_IMAGE_MIN_SCORE = 0.15  # CLIP text-to-image cosines are low; this keeps the top ones
+IMAGE_SIDE = 224
 
-_indexes: dict[tuple[str, str], PromptVectors] = {}
+_indexes: dict[tuple[str, str, str], PromptVectors] = {}
 _lock = threading.Lock()
 
 
@@ -30,13 +32,15 @@ def catalog_file(conn: sqlite3.Connection) -> str:
     return str(row[2])
 
 
-def prompt_vectors(conn: sqlite3.Connection, embedder: Embedder) -> PromptVectors:
-    """The loaded prompt index of this catalog (loaded from the embeddings table once)."""
-    key = (catalog_file(conn), embedder.model_id)
+def prompt_vectors(
+    conn: sqlite3.Connection, embedder: Embedder, kind: str = "prompt"
+) -> PromptVectors:
+    """The loaded prompt (or image) index of this catalog, loaded from the table once."""
+    key = (catalog_file(conn), embedder.model_id, kind)
     with _lock:
         pv = _indexes.get(key)
         if pv is None:
-            pv = PromptVectors(embedder.model_id, embedder.dim)
+            pv = PromptVectors(embedder.model_id, embedder.dim, kind)
             _indexes[key] = pv
     if not pv.loaded:
         with _lock:
@@ -91,6 +95,67 @@ def embed_pending(
     return done
 
 
+def embed_images_pending(
+    conn: sqlite3.Connection,
+    embedder: Embedder | None = None,
+    progress: Any = None,
+    batch: int = 32,
+) -> int:
+    """Embed images' pixels when the embedder can (CLIP), so words find pictures by what
+    they show; reads the grid thumbnail when there is one, else the original file."""
+    from PIL import Image
+
+    from dreamdepot.ingest.paths import from_db
+
+    embedder = embedder or library_embedder(conn)
+    embed_images = getattr(embedder, "embed_images", None)
+    if embed_images is None:
+        return 0
+    iv = prompt_vectors(conn, embedder, "image")
+    library_dir = Path(catalog_file(conn)).parent
+    rows = conn.execute(
+        "SELECT i.id, i.thumb_key, r.path, f.rel_path FROM images i JOIN files f ON f.id = "
+        "(SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1) "
+        "JOIN roots r ON r.id = f.root_id WHERE i.id NOT IN (SELECT owner_id FROM embeddings "
+        "WHERE model_id = ? AND owner_kind = 'image') ORDER BY i.id",
+        (embedder.model_id,),
+    ).fetchall()
+    if not rows:
+        return 0
+    if progress is not None:
+        progress.begin("Embedding images", len(rows))
+    done = 0
+    for i in range(0, len(rows), batch):
+        ids, pictures = [], []
+        for image_id, thumb, root, rel in rows[i : i + batch]:
+            thumb_path = library_dir / "thumbs" / thumb if thumb else None
+            source = (
+                thumb_path if thumb_path and thumb_path.is_file() else Path(root) / from_db(rel)
+            )
+            try:
+                with Image.open(source) as im:
+                    im.draft("RGB", (IMAGE_SIDE, IMAGE_SIDE))
+                    im.thumbnail((IMAGE_SIDE * 2, IMAGE_SIDE * 2))
+                    pictures.append(im.convert("RGB"))
+                ids.append(int(image_id))
+            except (OSError, ValueError):
+                continue  # unreadable pixels: the thumbnail stage records why
+        if ids:
+            vectors = embed_images(pictures)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                store(conn, embedder.model_id, "image", ids, vectors)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            iv.index.add(ids, vectors)
+            done += len(ids)
+        if progress is not None:
+            progress.advance(len(rows[i : i + batch]))
+    return done
+
+
 def neighbours(
     conn: sqlite3.Connection,
     text: str,
@@ -121,7 +186,17 @@ def prompt_vector(
 
 def similar_clause(conn: sqlite3.Connection, text: str) -> tuple[str, list[Any]]:
     """SQL for ``similar:"..."``: images whose prompt is among the nearest prompts."""
-    found = neighbours(conn, text, SIMILAR_K, SIMILAR_MIN_SCORE)
-    if not found:
-        return "0", []
-    return f"images.prompt_id IN ({','.join(str(i) for i, _ in found)})", []
+    embedder = library_embedder(conn)
+    vector = embedder.embed_texts([text])[0]
+    found = neighbours(conn, text, SIMILAR_K, SIMILAR_MIN_SCORE, embedder, vector)
+    clauses = []
+    if found:
+        clauses.append(f"images.prompt_id IN ({','.join(str(i) for i, _ in found)})")
+    if hasattr(embedder, "embed_images"):  # words find pictures by what they show
+        iv = prompt_vectors(conn, embedder, "image")
+        pictures = [
+            i for i, s in iv.index.search(vector, SIMILAR_K) if s >= SIMILAR_IMAGE_MIN_SCORE
+        ]
+        if pictures:
+            clauses.append(f"images.id IN ({','.join(map(str, pictures))})")
+    return (" OR ".join(clauses) if clauses else "0"), []

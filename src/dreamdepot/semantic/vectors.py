@@ -133,10 +133,12 @@ class NumpyIndex:
 
 
 class PromptVectors:
-    """The prompt index of one model for one catalog, loaded on first use and kept fresh."""
+    """The prompt (or image) index of one model for one catalog, loaded on first use and
+    kept fresh."""
 
-    def __init__(self, model_id: str, dim: int) -> None:
+    def __init__(self, model_id: str, dim: int, kind: str = "prompt") -> None:
         self.model_id = model_id
+        self.kind = kind
         self.index = NumpyIndex(dim)
         self.loaded = False
         self.corrupt: list[int] = []
@@ -145,8 +147,8 @@ class PromptVectors:
         ids, rows = [], []
         for owner_id, dim, dtype, blob in conn.execute(
             "SELECT owner_id, dim, dtype, vector FROM embeddings "
-            "WHERE model_id = ? AND owner_kind = 'prompt'",
-            (self.model_id,),
+            "WHERE model_id = ? AND owner_kind = ?",
+            (self.model_id, self.kind),
         ):
             v = from_blob(blob, dim, dtype) if dim == self.index.dim else None
             if v is None:

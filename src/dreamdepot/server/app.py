@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hmac
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +38,21 @@ class AppState:
     roots: dict[int, str] = field(default_factory=dict)
     background: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, target: Any, name: str, *args: Any) -> threading.Thread:
+        """Run background work in a thread that shutdown() waits for."""
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self.background = [b for b in self.background if b.is_alive()] + [t]
+        return t
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop background work and wait for it: native thread pools (torch, onnxruntime)
+        must not be torn down under a running stage when the process exits."""
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        for t in list(self.background):
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def refresh_roots(self) -> None:
         self.roots = {r[0]: r[1] for r in self.store.read().execute("SELECT id, path FROM roots")}

@@ -69,7 +69,10 @@ def embeddings(st: AppState) -> int:
         return 0
     catalog = Catalog.open(st.library_path / "catalog.sqlite")
     try:
-        return embed_pending(catalog.conn, embedder, progress=EventProgress(st, "embed"))
+        from dreamdepot.semantic.service import embed_images_pending
+
+        n = embed_pending(catalog.conn, embedder, progress=EventProgress(st, "embed"))
+        return n + embed_images_pending(catalog.conn, embedder, progress=EventProgress(st, "embed"))
     except EmbedderUnavailable as exc:
         st.events.publish("embed", {"stage": "unavailable", "note": str(exc)})
         return 0
@@ -120,7 +123,7 @@ def autotag_in_background(st: AppState) -> bool:
         finally:
             _autotag_lock.release()
 
-    threading.Thread(target=run, name="dreamdepot-autotag", daemon=True).start()
+    st.start(run, "dreamdepot-autotag")
     return True
 
 
@@ -128,7 +131,11 @@ def after_indexing(st: AppState) -> None:
     """The background stages, in order: thumbnails first (what users see), then vectors,
     then automatic tags."""
     thumbnails(st)
+    if st.stop.is_set():
+        return
     embeddings(st)
+    if st.stop.is_set():
+        return
     with _autotag_lock:
         autotags(st)
 
@@ -158,9 +165,7 @@ def scan_in_background(st: AppState) -> bool:
         finally:
             _scan_lock.release()
 
-    t = threading.Thread(target=run, name="dreamdepot-scan", daemon=True)
-    t.start()
-    st.background.append(t)
+    st.start(run, "dreamdepot-scan")
     return True
 
 
@@ -179,7 +184,4 @@ def start_watcher(st: AppState) -> threading.Thread:
         finally:
             catalog.close()
 
-    t = threading.Thread(target=run, name="dreamdepot-watch", daemon=True)
-    t.start()
-    st.background.append(t)
-    return t
+    return st.start(run, "dreamdepot-watch")

@@ -39,9 +39,7 @@ def run_server(
         )
     app = create_app(library_path, token=token)
     st = app.state.dd
-    threading.Thread(
-        target=after_indexing, args=(st,), name="dreamdepot-stages", daemon=True
-    ).start()
+    st.start(after_indexing, "dreamdepot-stages", st)
     if watch:
         start_watcher(st)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
@@ -53,4 +51,4 @@ def run_server(
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
-        st.stop.set()
+        st.shutdown()

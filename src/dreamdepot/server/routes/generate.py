@@ -40,7 +40,7 @@ def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
                     wake.wait(1.0)
                     wake.clear()
 
-            threading.Thread(target=work, name="dreamdepot-jobs", daemon=True).start()
+            st.start(work, "dreamdepot-jobs")
             _queues[key] = (queue, wake)
         return _queues[key]
 
