@@ -78,3 +78,24 @@ def _no_env_library(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DREAMDEPOT_WORKERS", os.environ.get("TEST_WORKERS", "2"))
     # background auto-tagging stays off unless a test turns it on (test_autotag.py)
     monkeypatch.setenv("DREAMDEPOT_AUTOTAG", "")
+
+
+_exit_status: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without tearing down the interpreter. torch, onnxruntime and dlib each keep
+    native thread pools; destroying them in interpreter shutdown order can abort the process
+    ("terminate called without an active exception") after every test has passed, which
+    would turn a green run red. The exit status is pytest's own."""
+    import sys
+
+    if "code" in _exit_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status["code"])
