@@ -248,3 +248,20 @@ def test_review_and_background_autotag_over_http(
         sources = {t["name"]: t["source"] for t in detail["tags"]}
         assert sources["forest"] == "user" and "snow" not in sources
         assert sources["red fox"] == "auto"
+
+
+def test_nsfw_tagger_runs_the_real_detector_and_is_optional(cli: Cli, tmp_path: Path) -> None:
+    pytest.importorskip("nudenet")
+    data = pytest.importorskip("skimage.data")
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
+    cli("add", str(root))
+    assert "Tagged 1 image(s)" in cli("autotag", "--tagger", "nsfw").stdout
+    conn = catalog(cli.library_path)
+    assert conn.execute("SELECT count(*) FROM image_tags").fetchone()[0] == 0  # a clothed face
+    run = conn.execute("SELECT version, error FROM tagger_runs WHERE tagger = 'nsfw'").fetchone()
+    assert tuple(run) == ("1", None)
+    from dreamdepot.config import Settings
+
+    assert "nsfw" not in Settings().autotag  # off unless the user enables it

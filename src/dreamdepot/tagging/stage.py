@@ -66,9 +66,13 @@ def build_taggers(
                 taggers.append(ClipTagger.from_settings(settings, library_dir))
             elif name == "wd14":
                 taggers.append(Wd14Tagger.from_settings(settings, library_dir))
+            elif name == "nsfw":
+                from dreamdepot.tagging.nsfw import NsfwTagger
+
+                taggers.append(NsfwTagger())
             else:
                 problems.append(
-                    f"unknown tagger {name!r}; known: prompt, colour, faces, clip, wd14"
+                    f"unknown tagger {name!r}; known: prompt, colour, faces, clip, wd14, nsfw"
                 )
         except TaggerUnavailable as exc:
             problems.append(f"{name}: {exc}")
