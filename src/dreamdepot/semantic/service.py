@@ -49,6 +49,20 @@ def prompt_vectors(
     return pv
 
 
+def _commit(
+    conn: sqlite3.Connection, pv: PromptVectors, ids: list[int], vectors: np.ndarray
+) -> None:
+    """Store one batch of vectors (its own transaction: resumable) and add it to the index."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        store(conn, pv.model_id, pv.kind, ids, vectors)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    pv.index.add(ids, vectors)
+
+
 def embed_pending(
     conn: sqlite3.Connection,
     embedder: Embedder | None = None,
@@ -79,15 +93,7 @@ def embed_pending(
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
         ids = [int(r[0]) for r in part]
-        vectors = embedder.embed_texts([r[1] for r in part])
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            store(conn, embedder.model_id, "prompt", ids, vectors)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        pv.index.add(ids, vectors)
+        _commit(conn, pv, ids, embedder.embed_texts([r[1] for r in part]))
         done += len(ids)
         if progress is not None:
             progress.advance(len(ids))
@@ -141,15 +147,7 @@ def embed_images_pending(
             except (OSError, ValueError):
                 continue  # unreadable pixels: the thumbnail stage records why
         if ids:
-            vectors = embed_images(pictures)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                store(conn, embedder.model_id, "image", ids, vectors)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            iv.index.add(ids, vectors)
+            _commit(conn, iv, ids, embed_images(pictures))
             done += len(ids)
         if progress is not None:
             progress.advance(len(rows[i : i + batch]))
