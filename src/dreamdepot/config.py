@@ -75,7 +75,6 @@ class Settings:
     workers: int | None = None
     stealth_check: bool = True
     thumb_size: int = 256
-    preview_size: int = 1024
     embedder: str = "minilm"
     autotag: list[str] = field(default_factory=lambda: ["prompt", "colour", "faces"])
     faces_min_confidence: float = 0.8

@@ -54,7 +54,7 @@ class IngestWriter:
         self.conn = conn
         self._prompt_ids: dict[str, int] = {}
 
-    def prompt_id(self, text: str | None, seen_at: float) -> int | None:
+    def prompt_id(self, text: str | None) -> int | None:
         if text is None:
             return None
         pid = self._prompt_ids.get(text)
@@ -155,7 +155,7 @@ class IngestWriter:
         values = (
             p.content_hash, p.size, p.format, p.width, p.height, created, now,
             *(f.get(name) for name in _FIELD_NAMES),
-            self.prompt_id(p.prompt, created), self.prompt_id(p.negative_prompt, created),
+            self.prompt_id(p.prompt), self.prompt_id(p.negative_prompt),
             f.get("loras"), f.get("params"), f.get("raw_metadata"), f.get("metadata_source"),
             p.metadata_error,
         )  # fmt: skip

@@ -18,10 +18,6 @@ class BackendError(DreamDepotError):
         self.retryable = retryable
 
 
-class Cancelled(DreamDepotError):
-    """The job was cancelled while the back end worked on it."""
-
-
 @dataclass
 class GenerateRequest:
     """One generation request, independent of back end."""

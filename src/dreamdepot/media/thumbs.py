@@ -13,7 +13,6 @@ import base64
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -138,11 +137,3 @@ def fallback_thumbnail() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (60, 60, 66)).save(buf, "AVIF", quality=50, speed=10)
     return buf.getvalue()
-
-
-def hamming(a: int, b: int) -> int:
-    return ((a ^ b) & ((1 << 64) - 1)).bit_count()
-
-
-def thumbs_path(library_dir: Path) -> Path:
-    return library_dir / "thumbs"

@@ -46,10 +46,6 @@ class Container:
     animated: bool = False
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def has_alpha(self) -> bool:
-        return self.mode in ("RGBA", "LA") or (self.format == "webp" and self.mode == "RGBA")
-
     def text(self, key: str) -> str | None:
         return self.texts.get(key)
 
