@@ -70,6 +70,8 @@ def test_generate_writes_a1111_compatible_files_and_indexes_them(
         "42",
         "--size",
         "64x96",
+        "--scheduler",
+        "Karras",
         "--backend",
         "a1111",
         "--backend-url",
@@ -81,6 +83,7 @@ def test_generate_writes_a1111_compatible_files_and_indexes_them(
     assert job["status"] == "done" and len(out["images"]) == 2
     kind, payload = a1111.calls[0]
     assert kind == "txt2img" and payload["batch_size"] == 2 and payload["width"] == 64
+    assert payload["scheduler"] == "Karras"
     path = Path(out["images"][0]["path"])
     assert path.is_file() and "generated" in path.parts
     meta = cli.json("inspect", str(path), "--json")
@@ -229,7 +232,14 @@ def test_generate_over_http_with_progress_and_cancel(
             time.sleep(0.3)
             r = c.post(
                 "/api/generate",
-                json={"prompt": "an http dragon", "steps": 30, "width": 64, "height": 64},
+                json={
+                    "prompt": "an http dragon",
+                    "steps": 30,
+                    "width": 64,
+                    "height": 64,
+                    "sampler": "DPM++ 2M",
+                    "scheduler": "Karras",
+                },
             )
             assert r.status_code == 202
             job_id = r.json()["job"]
@@ -237,6 +247,23 @@ def test_generate_over_http_with_progress_and_cancel(
             assert any('"progress": 0.' in e for e in events), "no progress events"
             done = c.get(f"/api/jobs/{job_id}").json()
             assert done["status"] == "done" and done["image_ids"]
+            kind, payload = fake.calls[-1]
+            assert (kind, payload["sampler_name"], payload["scheduler"]) == (
+                "txt2img",
+                "DPM++ 2M",
+                "Karras",
+            )
+            up = c.post(
+                "/api/generate",
+                json={"kind": "upscale", "parent_id": done["image_ids"][0], "upscaler": "Lanczos"},
+            ).json()["job"]
+            deadline = time.monotonic() + 10
+            while c.get(f"/api/jobs/{up}").json()["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert c.get(f"/api/jobs/{up}").json()["status"] == "done"
+            kind, payload = fake.calls[-1]
+            assert (kind, payload["upscaler_1"]) == ("extra", "Lanczos")
             slow = c.post(
                 "/api/generate",
                 json={"prompt": "a slow one", "steps": 200, "width": 64, "height": 64},

@@ -643,6 +643,7 @@ def generate(
     model: Annotated[str | None, typer.Option(help="Checkpoint (default: the back end's).")] = None,
     negative: Annotated[str, typer.Option(help="Negative prompt.")] = "",
     sampler: Annotated[str | None, typer.Option(help="Sampler name.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Scheduler name (e.g. Karras).")] = None,
     backend: BackendOption = None,
     backend_url: BackendUrlOption = None,
     api_auth: ApiAuthOption = None,
@@ -696,7 +697,17 @@ def generate(
                         console.print(f"  {escape(img['paths'][0])}", highlight=False)
                 return
         req = GenerateRequest(
-            "txt2img", prompt, negative, n, steps, cfg, seed, width, height, model, sampler
+            prompt=prompt,
+            negative_prompt=negative,
+            n=n,
+            steps=steps,
+            cfg_scale=cfg,
+            seed=seed,
+            width=width,
+            height=height,
+            model=model,
+            sampler=sampler,
+            scheduler=scheduler,
         )
         _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
 

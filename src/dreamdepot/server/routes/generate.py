@@ -57,8 +57,10 @@ class GenerateBody(BaseModel):
     height: int = 512
     model: str | None = None
     sampler: str | None = None
+    scheduler: str | None = None
     denoise: float = 0.5
     scale: float = 2.0
+    upscaler: str | None = None
     parent_id: int | None = None
 
 
