@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import multiprocessing
 import os
-import signal
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -30,6 +28,7 @@ from dreamdepot.ingest.probe import Probe, probe_many
 from dreamdepot.ingest.scanner import WalkProblems, walk
 from dreamdepot.media.identity import full_hash
 from dreamdepot.media.thumbs import MediaResult, make_media
+from dreamdepot.workers import fork_pool, map_chunks
 
 IN_PROCESS_BELOW = 48
 
@@ -83,10 +82,6 @@ class Root:
     path: str
     watch: bool = True
     online: bool = True
-
-
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Indexer:
@@ -238,8 +233,7 @@ class Indexer:
             flush()
             return
         chunk = max(16, min(256, len(todo) // (self.workers * 8) or 16))
-        ctx = multiprocessing.get_context("fork")
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+        pool = fork_pool(self.workers)
         try:
             pending: set[cf.Future[list[Probe]]] = set()
             chunks = (todo[i : i + chunk] for i in range(0, len(todo), chunk))
@@ -295,14 +289,9 @@ class Indexer:
             self.progress.advance(len(results))
 
         chunks = [work[i : i + batch] for i in range(0, len(work), batch)]
-        if self.workers <= 1 or len(work) < IN_PROCESS_BELOW:
-            for part in chunks:
-                write(_hash_many(part))
-            return done
-        ctx = multiprocessing.get_context("fork")
-        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for results in pool.map(_hash_many, chunks):
-                write(results)
+        small = self.workers <= 1 or len(work) < IN_PROCESS_BELOW
+        for results in map_chunks(_hash_many, chunks, self.workers, in_process=small):
+            write(results)
         return done
 
     # -- background stage: thumbnails, placeholders, perceptual hashes ----------------------
@@ -338,14 +327,9 @@ class Indexer:
 
         chunks = [work[i : i + batch] for i in range(0, len(work), batch)]
         job = functools.partial(_media_many, thumbs_dir=thumbs_dir, sizes=sizes)
-        if self.workers <= 1 or len(work) < 8:
-            for part in chunks:
-                write(job(part))
-            return done
-        ctx = multiprocessing.get_context("fork")
-        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for results in pool.map(job, chunks):
-                write(results)
+        small = self.workers <= 1 or len(work) < 8
+        for results in map_chunks(job, chunks, self.workers, in_process=small):
+            write(results)
         return done
 
     # -- a few paths (the watcher) -------------------------------------------------------

@@ -9,11 +9,8 @@ Rules the writer keeps:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
-import signal
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from dreamdepot.catalog.tags import tag_id
 from dreamdepot.config import Settings
 from dreamdepot.ingest.paths import from_db
 from dreamdepot.tagging.base import Proposal, Subject, Tagger, TaggerUnavailable
+from dreamdepot.workers import map_chunks
 
 PIXEL_SIDE = 768
 BATCH = 16
@@ -170,10 +168,6 @@ def _run(
     return out
 
 
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # Taggers hold models and locks that do not pickle: forked workers inherit them from here.
 _FORKED_TAGGERS: dict[str, Tagger] = {}
 
@@ -264,12 +258,10 @@ def autotag(
         for chunk in chunks:
             write(_run(chunk, by_name))
     else:
-        ctx = multiprocessing.get_context("fork")
         _FORKED_TAGGERS.clear()
         _FORKED_TAGGERS.update(by_name)
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for batch in pool.map(_run_in_worker, chunks):
-                write(batch)
+        for batch in map_chunks(_run_in_worker, chunks, workers, in_process=False):
+            write(batch)
     result.seconds = time.perf_counter() - started
     return result
 
