@@ -200,13 +200,14 @@ def test_wd14_tagger_with_a_tiny_onnx_model(cli: Cli, pics: Path, tmp_path: Path
     assert set(_tags(cli, "seed:2")) == {"1girl"}
 
 
-def test_clip_zero_shot_with_a_tiny_random_model(cli: Cli, pics: Path, tmp_path: Path) -> None:
-    model_dir = tiny_clip(tmp_path / "tiny-clip")
+def test_clip_zero_shot_with_a_tiny_random_model(cli: Cli, pics: Path) -> None:
     cli("add", str(pics))
+    tiny_clip(cli.library_path / "models" / "tiny-clip")
     vocab = cli.library_path / "clip-vocabulary.txt"
     vocab.write_text("cat\nforest\nnight sky\n", encoding="utf-8")
     toml = cli.library_path / "dreamdepot.toml"
-    toml.write_text(f'clip_model = "{model_dir}"\nclip_threshold = 0.0\n' + toml.read_text())
+    # a relative path setting is taken from the library folder, not the working directory
+    toml.write_text('clip_model = "models/tiny-clip"\nclip_threshold = 0.0\n' + toml.read_text())
     cli("autotag", "--tagger", "clip")
     tags = _tags(cli, "seed:1234")
     assert set(tags) == {"cat", "forest", "night sky"}

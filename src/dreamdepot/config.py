@@ -1,6 +1,8 @@
 """Settings: ``dreamdepot.toml`` in the library folder, overridden by ``DREAMDEPOT_*``.
 
-Only what the code reads lives here, each with a default that works on one laptop.
+Only what the code reads lives here, each with a default that works on one laptop. Path
+settings are resolved here, once: ``~`` expanded, relative paths taken from the library
+folder (so a library folder can be moved with its models and vocabularies beside it).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dreamdepot.errors import DreamDepotError
 
 DEFAULT_TOML = """\
 # Dream Depot library settings. Every key is optional; environment variables
-# DREAMDEPOT_<KEY> (upper case) override them.
+# DREAMDEPOT_<KEY> (upper case) override them. Relative paths are relative to this folder.
 
 # Worker processes for indexing (default: one per CPU core).
 # workers = 2
@@ -99,6 +101,19 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
 
 
+PATH_SETTINGS = (
+    "tag_synonyms",
+    "clip_model",
+    "clip_vocabulary",
+    "wd14_model",
+    "wd14_tags",
+    "comfyui_templates",
+    "diffusers_model",
+    "diffusers_config",
+    "diffusers_upscaler",
+)
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, list):
         if isinstance(value, str):
@@ -161,4 +176,7 @@ def load_settings(library_dir: Path, env: dict[str, str] | None = None) -> Setti
         env_key = f"DREAMDEPOT_{f.name.upper()}"
         if env_key in env:
             setattr(s.server, f.name, _coerce(f.name, env[env_key], getattr(s.server, f.name)))
+    for name in PATH_SETTINGS:
+        if value := getattr(s, name):
+            setattr(s, name, str(library_dir / Path(value).expanduser()))
     return s

@@ -33,9 +33,7 @@ def make_backend(
     if chosen == "comfyui":
         from dreamdepot.generate.comfyui import ComfyUIBackend
 
-        templates = (
-            Path(settings.comfyui_templates).expanduser() if settings.comfyui_templates else None
-        )
+        templates = Path(settings.comfyui_templates) if settings.comfyui_templates else None
         return ComfyUIBackend(
             url or settings.comfyui_url, templates, retries=settings.backend_retries
         )

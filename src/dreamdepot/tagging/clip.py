@@ -47,15 +47,9 @@ class ClipTagger:
     def from_settings(cls, settings: Settings, library_dir: Path) -> ClipTagger:
         if not settings.clip_model:
             raise TaggerUnavailable("set clip_model to a local CLIP folder in dreamdepot.toml")
-        model_dir = Path(settings.clip_model).expanduser()
+        model_dir = Path(settings.clip_model)
         vocab = DEFAULT_VOCABULARY
-        vocab_file = (
-            Path(settings.clip_vocabulary)
-            if settings.clip_vocabulary
-            else (library_dir / "clip-vocabulary.txt")
-        )
-        if not vocab_file.is_absolute():
-            vocab_file = library_dir / vocab_file
+        vocab_file = Path(settings.clip_vocabulary or library_dir / "clip-vocabulary.txt")
         if vocab_file.is_file():
             vocab = [
                 v.strip()

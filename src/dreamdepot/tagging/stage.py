@@ -46,13 +46,7 @@ def build_taggers(
     for name in wanted:
         try:
             if name == "prompt":
-                syn = (
-                    Path(settings.tag_synonyms)
-                    if settings.tag_synonyms
-                    else (library_dir / "tag-synonyms.txt")
-                )
-                if not syn.is_absolute():
-                    syn = library_dir / syn
+                syn = Path(settings.tag_synonyms or library_dir / "tag-synonyms.txt")
                 taggers.append(PromptTermsTagger(load_synonyms(syn)))
             elif name == "colour":
                 taggers.append(ColourTagger())

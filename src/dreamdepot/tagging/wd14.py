@@ -52,14 +52,7 @@ class Wd14Tagger:
             raise TaggerUnavailable(
                 "set wd14_model (a .onnx file) and wd14_tags (its CSV) in dreamdepot.toml"
             )
-
-        def resolve(p: str) -> Path:
-            path = Path(p).expanduser()
-            return path if path.is_absolute() else library_dir / path
-
-        return cls(
-            resolve(settings.wd14_model), resolve(settings.wd14_tags), settings.wd14_threshold
-        )
+        return cls(Path(settings.wd14_model), Path(settings.wd14_tags), settings.wd14_threshold)
 
     def _prepare(self, im: Image.Image, size: int) -> np.ndarray:
         im = im.convert("RGB")
