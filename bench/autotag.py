@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _table import print_table
 from dreamdepot.library import Library
 from dreamdepot.tagging.stage import autotag, build_taggers
 from thumbs import sources
@@ -59,10 +60,7 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'tagger (90 images of 1024x1024, 2 worker processes)'.ljust(width)} | value | note")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value} | {note}")
+    print_table(("tagger (90 images of 1024x1024, 2 worker processes)", "value", "note"), rows)
 
 
 if __name__ == "__main__":

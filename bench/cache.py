@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _table import print_table
 from dreamdepot.semantic.cache import DEFAULT_THRESHOLD, DreamCache, DreamRequest
 from dreamdepot.semantic.embedders import load_embedder
 from dreamdepot.semantic.intent import same_intent
@@ -117,11 +118,7 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure'.ljust(width)} | {'value':>24} | target")
-    print(f"{'-' * width}-|{'-' * 26}|-------")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value:>24} | {note}")
+    print_table(("measure", "value", "target"), rows)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _table import print_table
 from dreamdepot.generate.base import GenerateRequest
 from dreamdepot.generate.diffusers_local import write_tiny_model
 from dreamdepot.generate.jobs import JobQueue
@@ -60,9 +61,7 @@ def main() -> None:
         ),
         ("  overhead p95", f"{sorted(overhead)[int(len(overhead) * 0.95) - 1]:.1f} ms", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value:>9} | {note}")
+    print_table(("measure", "value", "note"), rows)
     print(
         "A real-size SD 1.5 pipeline on a GPU was not measured: no accelerator was lent to "
         "this task."

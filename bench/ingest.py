@@ -26,6 +26,7 @@ from PIL import Image, PngImagePlugin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _table import print_table
 from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.library import Library
 from dreamdepot.media.writers import build_exif, user_comment_unicode
@@ -325,11 +326,7 @@ def main() -> None:
         )
         lib.close()
 
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure'.ljust(width)} | {'value':>14} | note")
-    print(f"{'-' * width}-|-{'-' * 14}-|------")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value:>14} | {note}")
+    print_table(("measure", "value", "note"), rows)
 
 
 if __name__ == "__main__":

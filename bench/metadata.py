@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _table import print_table
 from dreamdepot.ingest.metadata import read_generation
 from ingest import OUT, large_corpus, realistic_corpus, small_corpus
 
@@ -196,11 +197,11 @@ def main() -> None:
     if (CORPUS / "files").is_dir():
         files = sorted((CORPUS / "files").iterdir())
         rows.append(("shared corpus: 29 real files, all generators", len(files), *_rate(files, 5)))
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'files (one process, warm cache)'.ljust(width)} | {'n':>6} | {'files/s':>9} | read")
-    print(f"{'-' * width}-|--------|-----------|-----")
-    for name, n, rate, found in rows:
-        print(f"{name.ljust(width)} | {n:>6,} | {rate:>9,.0f} | {found}/{n}")
+    print_table(
+        ("files (one process, warm cache)", "n", "files/s", "read"),
+        [(name, f"{n:,}", f"{rate:,.0f}", f"{found}/{n}") for name, n, rate, found in rows],
+        note_last=False,
+    )
     if (CORPUS / "MANIFEST.tsv").is_file():
         print()
         for line in score_sd_parsers():

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _table import print_table
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.catalog.db import connect
@@ -213,11 +214,11 @@ def main() -> None:
         ),
     ]
     rows = [(name, *timed(fn, args.repeats)) for name, fn in cases]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{args.images:,} images | {'query'.ljust(width - 13)} | p50 ms | p95 ms")
-    print(f"{'-' * width}-|--------|-------")
-    for name, p50, p95 in rows:
-        print(f"{name.ljust(width)} | {p50:6.1f} | {p95:6.1f}")
+    print_table(
+        (f"query ({args.images:,} images)", "p50 ms", "p95 ms"),
+        [(name, f"{p50:.1f}", f"{p95:.1f}") for name, p50, p95 in rows],
+        note_last=False,
+    )
 
 
 if __name__ == "__main__":

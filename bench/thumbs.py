@@ -21,6 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _table import print_table
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.ingest.pipeline import Indexer
 from dreamdepot.media.thumbs import AVIF_QUALITY, AVIF_SPEED, GRID_SIZE, save_avif
@@ -154,11 +155,7 @@ def main() -> None:
     if not paths:
         sys.exit("needs ../shared/corpus with its 1024x1024 images")
     rows = throughput(paths) + codec_comparison(paths)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure'.ljust(width)} | {'value':>10} | note")
-    print(f"{'-' * width}-|------------|------")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value:>10} | {note}")
+    print_table(("measure", "value", "note"), rows)
 
 
 if __name__ == "__main__":

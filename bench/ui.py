@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _table import print_table
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.library import Library
@@ -163,11 +164,7 @@ def main() -> None:
             )
         )
         browser.close()
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure (100,000 images)'.ljust(width)} | {'value':>12} | target")
-    print(f"{'-' * width}-|--------------|-------")
-    for name, value, note in rows:
-        print(f"{name.ljust(width)} | {value:>12} | {note}")
+    print_table(("measure (100,000 images)", "value", "target"), rows)
 
 
 if __name__ == "__main__":
