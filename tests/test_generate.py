@@ -280,6 +280,8 @@ def test_generate_over_http_with_progress_and_cancel(
             assert c.get(f"/api/jobs/{slow}").json()["status"] == "cancelled"
             bad = c.post("/api/generate", json={"prompt": "x", "width": 100})
             assert bad.status_code == 422 and bad.json()["field"] == "width"
+            long_name = c.post("/api/generate", json={"prompt": "x", "scheduler": "k" * 501})
+            assert long_name.status_code == 422 and long_name.json()["field"] == "scheduler"
             assert c.get("/api/jobs/999").status_code == 404
             assert c.post(f"/api/jobs/{job_id}/cancel").status_code == 409
 

@@ -152,6 +152,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
         return JSONResponse(
             {
                 "error": f"invalid {', '.join(f for f in fields if f) or 'request'}",
+                "field": fields[0] if fields else "",  # the same key as the routes' own 422s
                 "fields": fields,
                 "details": details,
             },

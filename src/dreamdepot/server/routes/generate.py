@@ -45,6 +45,9 @@ def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
         return _queues[key]
 
 
+NAME_MAX = 500  # model, sampler, scheduler and upscaler names
+
+
 class GenerateBody(BaseModel):
     kind: str = Field("txt2img", pattern="^(txt2img|img2img|upscale)$")
     prompt: str = Field("", max_length=20_000)
@@ -55,12 +58,12 @@ class GenerateBody(BaseModel):
     seed: int = -1
     width: int = 512
     height: int = 512
-    model: str | None = None
-    sampler: str | None = None
-    scheduler: str | None = None
+    model: str | None = Field(None, max_length=NAME_MAX)
+    sampler: str | None = Field(None, max_length=NAME_MAX)
+    scheduler: str | None = Field(None, max_length=NAME_MAX)
     denoise: float = 0.5
     scale: float = 2.0
-    upscaler: str | None = None
+    upscaler: str | None = Field(None, max_length=NAME_MAX)
     parent_id: int | None = None
 
 
