@@ -1,7 +1,12 @@
 """A stand-in for an AUTOMATIC1111 server started with --api (one cannot run here), following
 modules/api/models.py: request fields, and responses whose ``info`` is a JSON *string* with
 ``all_seeds``. It "generates" a flat image whose colour comes from the prompt, one step at a
-time so that progress and interrupt behave like the real thing."""
+time so that progress and interrupt behave like the real thing.
+
+Behaviour follows modules/api/api.py as well: an unknown ``sampler_name`` is a 404 with
+``{"detail": "Sampler not found"}``, an img2img without ``init_images`` a 404 "Init image not
+found", a failing generation a 500 ``{"error", "detail", "body", "errors"}`` (mode
+``"error"``), and after ``/interrupt`` the images decoded so far are still returned."""
 
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ import threading
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
 STEP_SECONDS = 0.01
+SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ SDE", "DDIM"]
 
 
 def make_app(auth: str | None = None, mode: str = "ok") -> FastAPI:
@@ -42,23 +48,34 @@ def make_app(auth: str | None = None, mode: str = "ok") -> FastAPI:
         im.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode()
 
-    def run(payload: dict[str, Any], kind: str) -> dict[str, Any]:
+    def run(payload: dict[str, Any], kind: str) -> Any:
         state["calls"].append((kind, payload))
+        sampler = payload.get("sampler_name")
+        if sampler and sampler not in SAMPLERS:
+            return JSONResponse({"detail": "Sampler not found"}, status_code=404)
+        if mode == "error":
+            return JSONResponse(
+                {"error": "RuntimeError", "detail": "", "body": "",
+                 "errors": "Sizes of tensors must match except in dimension 1"},
+                status_code=500,
+            )  # fmt: skip
         state["interrupt"].clear()
         steps = int(payload.get("steps") or 20)
+        n = int(payload.get("batch_size") or 1) * int(payload.get("n_iter") or 1)
+        interrupted = False
         for i in range(steps):
-            if state["interrupt"].is_set():
-                state["progress"] = 0.0
-                return {"images": [], "parameters": payload, "info": json.dumps({})}
+            if state["interrupt"].is_set():  # A1111 decodes the current latents and returns them
+                interrupted = True
+                break
             state["progress"] = i / steps
             time.sleep(STEP_SECONDS)
         state["progress"] = 0.0
-        n = int(payload.get("batch_size") or 1) * int(payload.get("n_iter") or 1)
         seed = int(payload.get("seed", -1))
         seed = 1234567 if seed == -1 else seed
         seeds = [seed + i for i in range(n)]
         w, h = int(payload.get("width") or 512), int(payload.get("height") or 512)
-        images = [picture(payload.get("prompt", ""), w, h, s) for s in seeds]
+        prompt = payload.get("prompt", "") + (" (interrupted)" if interrupted else "")
+        images = [picture(prompt, w, h, s) for s in seeds]
         if mode == "malformed":
             images = ["this is not an image"]
         info = {
@@ -74,13 +91,13 @@ def make_app(auth: str | None = None, mode: str = "ok") -> FastAPI:
         return {"images": images, "parameters": payload, "info": json.dumps(info)}
 
     @app.post("/sdapi/v1/txt2img")
-    def txt2img(payload: dict[str, Any]) -> dict[str, Any]:
+    def txt2img(payload: dict[str, Any]) -> Any:
         return run(payload, "txt2img")
 
     @app.post("/sdapi/v1/img2img")
-    def img2img(payload: dict[str, Any]) -> dict[str, Any]:
+    def img2img(payload: dict[str, Any]) -> Any:
         if not payload.get("init_images"):
-            raise HTTPException(422, "init_images required")
+            return JSONResponse({"detail": "Init image not found"}, status_code=404)
         return run(payload, "img2img")
 
     @app.post("/sdapi/v1/extra-single-image")
@@ -123,7 +140,7 @@ def make_app(auth: str | None = None, mode: str = "ok") -> FastAPI:
 
     @app.get("/sdapi/v1/samplers")
     def samplers() -> list[dict[str, Any]]:
-        return [{"name": "Euler a", "aliases": ["k_euler_a"], "options": {}}]
+        return [{"name": n, "aliases": [], "options": {}} for n in SAMPLERS]
 
     @app.get("/sdapi/v1/upscalers")
     def upscalers() -> list[dict[str, Any]]:

@@ -1,7 +1,22 @@
-"""A stand-in for a ComfyUI server (which cannot run here), following its server.py:
-``POST /prompt`` -> ``{"prompt_id", "number", "node_errors"}``, ``/ws?clientId=`` messages
-(``status``, ``execution_start``, ``executing``, ``progress``, ``execution_success``),
-``/history/{id}``, ``/view``, ``/upload/image``, ``/models/{folder}``, ``/interrupt``."""
+"""A stand-in for a ComfyUI server (which cannot run here), following its server.py,
+execution.py and main.py in behaviour as well as schema:
+
+- ``POST /prompt`` validates the graph first: an unknown node type or a value not in a
+  node's list answers 400 ``{"error": {...}, "node_errors": {id: {"errors", "class_type",
+  "dependent_outputs"}}}``; a graph with some valid outputs is queued (200) and its invalid
+  outputs listed in ``node_errors``.
+- Messages go only to the socket of the prompt's ``client_id`` that is connected *at the
+  moment they are sent* (``status`` is broadcast to every socket): a client that connects
+  after queueing misses what was already sent.
+- Execution can be instant (``start_delay=0``, ``steps_delay=0``), and a graph seen before is
+  answered from the cache: ``execution_cached`` with every node, no progress, the same
+  outputs, "Prompt executed in 0.01 seconds".
+- Order of events as in main.py's prompt worker: ``execution_start``, ``execution_cached``,
+  ``progress``…, ``execution_success``, then the history entry is stored, then ``executing``
+  with a null node, then a ``status`` broadcast with the queue size.
+- ``/interrupt`` stops only the prompt running at that moment; the history keeps
+  ``status_str: "error"`` with an ``execution_interrupted`` message.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +24,65 @@ import asyncio
 import hashlib
 import io
 import json
+import time
 import uuid
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile, WebSocket
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
+CHECKPOINTS = ["v1-5-pruned-emaonly.safetensors"]
+UPSCALE_MODELS = ["4x-UltraSharp.pth", "RealESRGAN_x4plus.pth"]
+SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m", "dpmpp_sde", "ddim"]
+# node type -> {input name: allowed values} (None: any value)
+NODES: dict[str, dict[str, list[str] | None]] = {
+    "CheckpointLoaderSimple": {"ckpt_name": CHECKPOINTS},
+    "EmptyLatentImage": {},
+    "EmptyImage": {},
+    "CLIPTextEncode": {},
+    "KSampler": {"sampler_name": SAMPLERS},
+    "VAEDecode": {},
+    "VAEEncode": {},
+    "RepeatLatentBatch": {},
+    "LoadImage": {},
+    "UpscaleModelLoader": {"model_name": UPSCALE_MODELS},
+    "ImageUpscaleWithModel": {},
+    "ImageScale": {},
+    "ImageScaleBy": {},
+    "SaveImage": {},
+}
+# node type -> required inputs (execution.validate_inputs: "required_input_missing")
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "CheckpointLoaderSimple": ("ckpt_name",),
+    "EmptyLatentImage": ("width", "height", "batch_size"),
+    "EmptyImage": ("width", "height", "batch_size"),
+    "CLIPTextEncode": ("text", "clip"),
+    "KSampler": ("model", "seed", "steps", "cfg", "sampler_name", "scheduler", "positive",
+                 "negative", "latent_image", "denoise"),
+    "VAEDecode": ("samples", "vae"),
+    "VAEEncode": ("pixels", "vae"),
+    "RepeatLatentBatch": ("samples", "amount"),
+    "LoadImage": ("image",),
+    "UpscaleModelLoader": ("model_name",),
+    "ImageUpscaleWithModel": ("upscale_model", "image"),
+    "ImageScale": ("image", "upscale_method", "width", "height", "crop"),
+    "ImageScaleBy": ("image", "upscale_method", "scale_by"),
+    "SaveImage": ("images", "filename_prefix"),
+}  # fmt: skip
+OUTPUT_NODES = {"SaveImage"}
 
-def make_app(fail: bool = False, steps_delay: float = 0.01) -> FastAPI:
+
+def make_app(
+    fail: bool = False,
+    steps_delay: float = 0.01,
+    start_delay: float = 0.0,
+    checkpoints: list[str] | None = None,
+    drop_socket_at_step: int | None = None,
+) -> FastAPI:
+    """``checkpoints``: what models/checkpoints holds (default one SD 1.5 file);
+    ``drop_socket_at_step``: the server closes the client's socket at that sampling step."""
+    ckpts = CHECKPOINTS if checkpoints is None else checkpoints
     app = FastAPI()
     st: dict[str, Any] = {
         "history": {},
@@ -25,110 +90,279 @@ def make_app(fail: bool = False, steps_delay: float = 0.01) -> FastAPI:
         "uploads": {},
         "sockets": {},
         "prompts": [],
+        "cache": {},
+        "running": None,
         "interrupt": False,
+        "queue": 0,
+        "sent": [],  # (client_id, type) of every message delivered
     }
     app.state.fake = st
 
-    async def send(client_id: str, msg: dict[str, Any]) -> None:
-        ws = st["sockets"].get(client_id)
-        if ws is not None:
-            await ws.send_text(json.dumps(msg))
+    async def send(client_id: str | None, msg: dict[str, Any]) -> None:
+        """To one client's socket if it is connected now; ``None`` broadcasts."""
+        targets = (
+            list(st["sockets"].items())
+            if client_id is None
+            else [(client_id, st["sockets"].get(client_id))]
+        )
+        for cid, ws in targets:
+            if ws is None:
+                continue
+            try:
+                await ws.send_text(json.dumps(msg))
+                st["sent"].append((cid, msg["type"]))
+            except Exception:
+                st["sockets"].pop(cid, None)
 
-    async def execute(prompt_id: str, graph: dict[str, Any], client_id: str) -> None:
-        await asyncio.sleep(0.05)
-        await send(client_id, {"type": "execution_start", "data": {"prompt_id": prompt_id}})
+    async def status() -> None:
+        await send(
+            None,
+            {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": st["queue"]}}}},
+        )
+
+    def validate(graph: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, Any] | None]:
+        """(node_errors, valid output ids, fatal error) as execution.validate_prompt gives."""
+        for nid, node in graph.items():
+            if not isinstance(node, dict) or node.get("class_type") not in NODES:
+                kind = node.get("class_type") if isinstance(node, dict) else None
+                return (
+                    {},
+                    [],
+                    {
+                        "type": "invalid_prompt",
+                        "message": f"Cannot execute because node {kind} does not exist.",
+                        "details": f"Node ID '#{nid}'",
+                        "extra_info": {},
+                    },
+                )
+        bad: dict[str, Any] = {}
+        for nid, node in graph.items():
+            for name in REQUIRED[node["class_type"]]:
+                if name not in node.get("inputs", {}):
+                    bad.setdefault(nid, {"errors": [], "dependent_outputs": [],
+                                         "class_type": node["class_type"]})  # fmt: skip
+                    bad[nid]["errors"].append({
+                        "type": "required_input_missing", "message": "Required input is missing",
+                        "details": name, "extra_info": {"input_name": name},
+                    })  # fmt: skip
+            for name, allowed in NODES[node["class_type"]].items():
+                if name == "ckpt_name":
+                    allowed = ckpts
+                value = node.get("inputs", {}).get(name)
+                if allowed is not None and value is not None and value not in allowed:
+                    bad.setdefault(nid, {"errors": [], "dependent_outputs": [],
+                                         "class_type": node["class_type"]})  # fmt: skip
+                    bad[nid]["errors"].append({
+                        "type": "value_not_in_list", "message": "Value not in list",
+                        "details": f"{name}: '{value}' not in {allowed}",
+                        "extra_info": {"input_name": name},
+                    })  # fmt: skip
+        outputs = [nid for nid, n in graph.items() if n["class_type"] in OUTPUT_NODES]
+        if not outputs:
+            return {}, [], {"type": "prompt_no_outputs", "message": "Prompt has no outputs",
+                            "details": "", "extra_info": {}}  # fmt: skip
+
+        def upstream(nid: str, seen: set[str]) -> set[str]:
+            if nid in seen or nid not in graph:
+                return seen
+            seen.add(nid)
+            for v in graph[nid].get("inputs", {}).values():
+                if isinstance(v, list) and len(v) == 2:
+                    upstream(str(v[0]), seen)
+            return seen
+
+        good, node_errors = [], {}
+        for out in outputs:
+            failing = upstream(out, set()) & bad.keys()
+            if failing:
+                for nid in failing:
+                    node_errors[nid] = bad[nid]
+                    node_errors[nid]["dependent_outputs"].append(out)
+            else:
+                good.append(out)
+        if not good:
+            return node_errors, [], {
+                "type": "prompt_outputs_failed_validation",
+                "message": "Prompt outputs failed validation",
+                "details": "", "extra_info": {},
+            }  # fmt: skip
+        return node_errors, good, None
+
+    def size_of(graph: dict[str, Any], nid: str) -> tuple[int, int, int]:
+        """(width, height, batch) of the image a node makes, following its inputs."""
+        node = graph[nid]
+        kind, inputs = node["class_type"], node.get("inputs", {})
+
+        def src(name: str) -> tuple[int, int, int]:
+            return size_of(graph, str(inputs[name][0]))
+
+        if kind in ("EmptyLatentImage", "EmptyImage"):
+            return int(inputs["width"]), int(inputs["height"]), int(inputs.get("batch_size", 1))
+        if kind == "LoadImage":
+            with Image.open(io.BytesIO(st["uploads"][inputs["image"]])) as im:
+                return im.width, im.height, 1
+        if kind == "VAEDecode":
+            return src("samples")
+        if kind == "VAEEncode":
+            return src("pixels")
+        if kind == "KSampler":
+            return src("latent_image")
+        if kind == "RepeatLatentBatch":
+            w, h, _ = src("samples")
+            return w, h, int(inputs["amount"])
+        if kind == "ImageUpscaleWithModel":
+            w, h, n = src("image")
+            return w * 4, h * 4, n
+        if kind == "ImageScale":
+            _, _, n = src("image")
+            return int(inputs["width"]), int(inputs["height"]), n
+        if kind == "ImageScaleBy":
+            w, h, n = src("image")
+            return round(w * float(inputs["scale_by"])), round(h * float(inputs["scale_by"])), n
+        raise KeyError(kind)
+
+    async def finish(prompt_id: str, client_id: str, entry: dict[str, Any]) -> None:
+        st["history"][prompt_id] = entry
+        st["running"] = None
+        st["queue"] -= 1
+        await send(client_id, {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
+        await status()
+
+    async def execute(
+        prompt_id: str, graph: dict[str, Any], client_id: str, good: list[str]
+    ) -> None:
+        try:
+            await run(prompt_id, graph, client_id, good)
+        except Exception as exc:  # a node raised: ComfyUI reports it and goes on
+            await send(client_id, {"type": "execution_error", "data": {
+                "prompt_id": prompt_id, "node_id": "?", "node_type": "?",
+                "exception_message": repr(exc)}})  # fmt: skip
+            await finish(prompt_id, client_id, {"prompt": [0, prompt_id, graph, {}, good],
+                                                "outputs": {}, "status": {
+                "status_str": "error", "completed": False, "messages": [["execution_error", {
+                    "node_id": "?", "exception_message": repr(exc)}]]}})  # fmt: skip
+
+    async def run(prompt_id: str, graph: dict[str, Any], client_id: str, good: list[str]) -> None:
+        await asyncio.sleep(start_delay)
+        st["running"], st["interrupt"] = prompt_id, False  # an old interrupt is forgotten
+        messages: list[Any] = []
+        started = time.time()
+
+        async def event(kind: str, data: dict[str, Any]) -> None:
+            data = {**data, "prompt_id": prompt_id}
+            messages.append([kind, {**data, "timestamp": int(time.time() * 1000)}])
+            await send(client_id, {"type": kind, "data": data})
+
+        await event("execution_start", {})
+        key = json.dumps(graph, sort_keys=True)
+        if key in st["cache"]:  # every node cached: nothing runs, the same outputs
+            await event("execution_cached", {"nodes": list(graph)})
+            await event("execution_success", {})
+            outputs = st["cache"][key]
+            await finish(prompt_id, client_id, {
+                "prompt": [0, prompt_id, graph, {}, good], "outputs": outputs,
+                "status": {"status_str": "success", "completed": True, "messages": messages},
+                "meta": {}, "execution_time": 0.01,
+            })  # fmt: skip
+            return
+        await event("execution_cached", {"nodes": []})
         sampler = next((n for n in graph.values() if n["class_type"] == "KSampler"), None)
-        steps = int(sampler["inputs"]["steps"]) if sampler else 1
+        steps = int(sampler["inputs"].get("steps", 1)) if sampler else 1
         for i in range(1, steps + 1):
             if st["interrupt"]:
-                st["interrupt"] = False
-                await send(
-                    client_id, {"type": "execution_interrupted", "data": {"prompt_id": prompt_id}}
-                )
-                st["history"][prompt_id] = {"outputs": {}, "status": {"status_str": "error"}}
+                await event("execution_interrupted", {"node_id": "3", "node_type": "KSampler",
+                                                      "executed": []})  # fmt: skip
+                await finish(prompt_id, client_id, {
+                    "prompt": [0, prompt_id, graph, {}, good], "outputs": {},
+                    "status": {"status_str": "error", "completed": False, "messages": messages},
+                })  # fmt: skip
                 return
+            if i == drop_socket_at_step and client_id in st["sockets"]:
+                await st["sockets"].pop(client_id).close()
             await send(
                 client_id,
-                {
-                    "type": "progress",
-                    "data": {"value": i, "max": steps, "prompt_id": prompt_id, "node": "3"},
-                },
-            )
-            await asyncio.sleep(steps_delay)
+                {"type": "progress",
+                 "data": {"value": i, "max": steps, "prompt_id": prompt_id, "node": "3"}},
+            )  # fmt: skip
+            if steps_delay:
+                await asyncio.sleep(steps_delay)
         if fail:
-            await send(
-                client_id,
-                {
-                    "type": "execution_error",
-                    "data": {
-                        "prompt_id": prompt_id,
-                        "node_id": "3",
-                        "exception_message": "CUDA out of memory",
-                    },
-                },
-            )
-            st["history"][prompt_id] = {"outputs": {}, "status": {"status_str": "error"}}
+            await event("execution_error", {
+                "node_id": "3", "node_type": "KSampler", "executed": [],
+                "exception_message": "CUDA out of memory", "exception_type": "RuntimeError",
+                "traceback": [], "current_inputs": {}, "current_outputs": {},
+            })  # fmt: skip
+            await finish(prompt_id, client_id, {
+                "prompt": [0, prompt_id, graph, {}, good], "outputs": {},
+                "status": {"status_str": "error", "completed": False, "messages": messages},
+            })  # fmt: skip
             return
         outputs: dict[str, Any] = {}
-        for nid, node in graph.items():
-            if node["class_type"] != "SaveImage":
-                continue
+        for nid in good:
+            w, h, n = size_of(graph, str(graph[nid]["inputs"]["images"][0]))
             refs = []
-            latent = next(
-                (n for n in graph.values() if n["class_type"] == "EmptyLatentImage"), None
-            )
-            if latent:
-                n = int(latent["inputs"]["batch_size"])
-                size = (int(latent["inputs"]["width"]), int(latent["inputs"]["height"]))
-            elif any(n["class_type"] == "ImageUpscaleWithModel" for n in graph.values()):
-                src = next(n for n in graph.values() if n["class_type"] == "LoadImage")
-                with Image.open(io.BytesIO(st["uploads"][src["inputs"]["image"]])) as im:
-                    size, n = (im.width * 2, im.height * 2), 1
-            else:
-                n, size = (
-                    int(
-                        next(x for x in graph.values() if x["class_type"] == "RepeatLatentBatch")[
-                            "inputs"
-                        ]["amount"]
-                    ),
-                    (64, 64),
-                )
             for i in range(n):
                 colour = hashlib.sha256(f"{prompt_id}{i}".encode()).digest()[:3]
                 buf = io.BytesIO()
-                Image.new("RGB", size, tuple(colour)).save(buf, "PNG")
+                Image.new("RGB", (w, h), tuple(colour)).save(buf, "PNG")
                 name = f"ComfyUI_{len(st['files']):05d}_.png"
                 st["files"][name] = buf.getvalue()
                 refs.append({"filename": name, "subfolder": "", "type": "output"})
             outputs[nid] = {"images": refs}
-        st["history"][prompt_id] = {
-            "prompt": [0, prompt_id, graph, {}, [nid]],
-            "outputs": outputs,
-            "status": {"status_str": "success", "completed": True},
-        }
-        await send(client_id, {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
-        await send(client_id, {"type": "execution_success", "data": {"prompt_id": prompt_id}})
+            await send(
+                client_id,
+                {
+                    "type": "executed",
+                    "data": {
+                        "node": nid,
+                        "display_node": nid,
+                        "output": outputs[nid],
+                        "prompt_id": prompt_id,
+                    },
+                },
+            )
+        st["cache"][key] = outputs
+        await event("execution_success", {})
+        await finish(prompt_id, client_id, {
+            "prompt": [0, prompt_id, graph, {}, good], "outputs": outputs,
+            "status": {"status_str": "success", "completed": True, "messages": messages},
+            "meta": {}, "execution_time": time.time() - started,
+        })  # fmt: skip
 
     @app.post("/prompt")
-    async def prompt(body: dict[str, Any]) -> dict[str, Any]:
+    async def prompt(body: dict[str, Any]) -> Any:
         graph = body.get("prompt")
         if not isinstance(graph, dict) or not graph:
-            raise HTTPException(400, {"error": "no prompt", "node_errors": {}})
+            return JSONResponse(
+                {"error": {"type": "no_prompt", "message": "No prompt provided", "details": "",
+                           "extra_info": {}}, "node_errors": {}},
+                status_code=400,
+            )  # fmt: skip
+        node_errors, good, fatal = validate(graph)
+        if fatal is not None:
+            return JSONResponse({"error": fatal, "node_errors": node_errors}, status_code=400)
         prompt_id = str(uuid.uuid4())
         st["prompts"].append(graph)
-        asyncio.get_running_loop().create_task(execute(prompt_id, graph, body.get("client_id", "")))
-        return {"prompt_id": prompt_id, "number": len(st["prompts"]), "node_errors": {}}
+        st["queue"] += 1
+        await status()
+        asyncio.get_running_loop().create_task(
+            execute(prompt_id, graph, body.get("client_id", ""), good)
+        )
+        return {"prompt_id": prompt_id, "number": len(st["prompts"]), "node_errors": node_errors}
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        client_id = websocket.query_params.get("clientId", "")
+        client_id = websocket.query_params.get("clientId") or uuid.uuid4().hex
         await websocket.accept()
         st["sockets"][client_id] = websocket
         await websocket.send_text(
             json.dumps(
                 {
                     "type": "status",
-                    "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id},
+                    "data": {
+                        "status": {"exec_info": {"queue_remaining": st["queue"]}},
+                        "sid": client_id,
+                    },
                 }
             )
         )
@@ -136,7 +370,8 @@ def make_app(fail: bool = False, steps_delay: float = 0.01) -> FastAPI:
             while True:
                 await websocket.receive_text()
         except Exception:
-            st["sockets"].pop(client_id, None)
+            if st["sockets"].get(client_id) is websocket:
+                st["sockets"].pop(client_id, None)
 
     @app.get("/history/{prompt_id}")
     def history(prompt_id: str) -> dict[str, Any]:
@@ -158,11 +393,12 @@ def make_app(fail: bool = False, steps_delay: float = 0.01) -> FastAPI:
 
     @app.get("/models/{folder}")
     def models(folder: str) -> list[str]:
-        return ["v1-5-pruned-emaonly.safetensors"] if folder == "checkpoints" else []
+        return {"checkpoints": ckpts, "upscale_models": UPSCALE_MODELS}.get(folder, [])
 
     @app.post("/interrupt")
     def interrupt() -> dict[str, Any]:
-        st["interrupt"] = True
+        if st["running"] is not None:  # only the prompt running now
+            st["interrupt"] = True
         return {}
 
     return app

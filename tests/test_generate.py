@@ -301,10 +301,10 @@ def test_a_dream_miss_generates_and_the_next_similar_request_hits(
 
 
 class FakeComfy(FakeA1111):
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, **behaviour: Any) -> None:
         from fake_comfyui import make_app as make_comfy
 
-        self.app = make_comfy(fail)
+        self.app = make_comfy(fail, **behaviour)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -350,22 +350,23 @@ def test_comfyui_back_end_with_templates_progress_and_outputs(cli: Cli, tmp_path
         assert seen == [0.25, 0.5, 0.75, 1.0]
         templates = tmp_path / "templates"
         templates.mkdir()
-        custom = {
-            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x"}},
-            "2": {
-                "class_type": "EmptyLatentImage",
-                "inputs": {"width": "{{width}}", "height": "{{height}}", "batch_size": 1},
-            },
-            "3": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "steps": 2}},
-            "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "mine {{prompt}}"}},
-        }
+        custom = {  # model-free: an empty image, scaled, saved (no {{model}}: no lookup)
+            "1": {"class_type": "EmptyImage",
+                  "inputs": {"width": "{{width}}", "height": "{{height}}", "batch_size": 1,
+                             "color": "{{seed}}"}},
+            "2": {"class_type": "ImageScaleBy",
+                  "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact",
+                             "scale_by": 1.0}},
+            "9": {"class_type": "SaveImage",
+                  "inputs": {"filename_prefix": "mine {{prompt}}", "images": ["2", 0]}},
+        }  # fmt: skip
         (templates / "txt2img.json").write_text(json.dumps(custom))
         ComfyUIBackend(comfy.url, templates).txt2img(
             GenerateRequest(prompt="custom", seed=3, width=64, height=64)
         )
         sent = comfy.app.state.fake["prompts"][-1]
         assert sent["9"]["inputs"]["filename_prefix"] == "mine custom"
-        assert sent["3"]["inputs"]["seed"] == 3
+        assert sent["1"]["inputs"]["color"] == 3
     with FakeComfy(fail=True) as broken:
         bad = cli(
             "generate",

@@ -39,10 +39,13 @@ stealth_check = true
 # a1111_url = "http://127.0.0.1:7860"
 # a1111_auth = "user:password"
 # max_batch = 8
+# backend_timeout = 600   # seconds one generation may take before the job fails
 # Or ComfyUI (started normally; templates: a folder with txt2img.json, img2img.json,
 # upscale.json in API format, using {{prompt}}, {{negative}}, {{seed}}, {{steps}}, {{cfg}},
 # {{width}}, {{height}}, {{n}}, {{sampler}}, {{scheduler}}, {{model}}, {{denoise}},
-# {{image}}, {{upscaler}}):
+# {{image}}, {{upscaler}}, {{scale}}; only the placeholders a template uses are resolved, so
+# a template without {{model}} never asks ComfyUI for a checkpoint; in upscale templates
+# {{width}}/{{height}} are the target size, source × {{scale}}):
 # backend = "comfyui"
 # comfyui_url = "http://127.0.0.1:8188"
 # comfyui_templates = "comfy-templates"
@@ -98,6 +101,7 @@ class Settings:
     diffusers_upscaler: str | None = None
     device: str | None = None
     backend_retries: int = 2
+    backend_timeout: float = 600.0
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
-from dreamdepot.generate.http import request
+from dreamdepot.generate.http import RETRY_STATUSES, error_text, request
 
 POLL_SECONDS = 0.5
 
@@ -48,11 +48,14 @@ class A1111Backend:
         if r.status_code == 401:
             raise BackendError("A1111 refused the credentials (HTTP 401): check --api-auth")
         if r.status_code == 404:
-            raise BackendError(f"A1111 has no {path}: is it started with --api?")
+            detail = error_text(r)
+            if detail in ("", "Not Found"):  # FastAPI's answer for a route that does not exist
+                raise BackendError(f"A1111 has no {path}: is it started with --api?")
+            raise BackendError(f"A1111 refused the request: {detail}")  # unknown sampler, ...
         if r.status_code >= 400:
             raise BackendError(
-                f"A1111 answered {r.status_code} to {path}: {r.text[:300]}",
-                retryable=r.status_code >= 500,
+                f"A1111 answered {r.status_code} to {path}: {error_text(r)}",
+                retryable=r.status_code in RETRY_STATUSES,
             )
         try:
             return r.json()

@@ -1,11 +1,14 @@
 """The ComfyUI API (server.py): API-format workflow templates with ``{{placeholders}}``,
-``POST /prompt``, ``/upload/image``, the ``/ws`` progress stream (done on
-``execution_success``, ``execution_error``, or ``executing`` with a null node), polling
-``/history/{id}`` as a fallback, outputs fetched with ``/view``, models from
-``/object_info`` or ``/models/{folder}``, ``POST /interrupt`` to cancel."""
+``POST /prompt``, ``/upload/image``, the ``/ws`` progress stream (opened before queueing;
+``execution_success``, ``execution_cached``, ``execution_error``, ``execution_interrupted``,
+``executing`` with a null node, ``status`` with ``queue_remaining``) beside polling
+``/history/{id}``, which decides when a prompt is finished; outputs fetched with ``/view``,
+models from ``/models/checkpoints``, ``POST /interrupt`` to cancel. A 400 from ``/prompt``
+is shown per node from its ``node_errors``."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -17,7 +20,7 @@ from typing import Any
 import httpx
 
 from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
-from dreamdepot.generate.http import request
+from dreamdepot.generate.http import RETRY_STATUSES, error_text, request
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -50,9 +53,23 @@ UPSCALE: dict[str, Any] = {
     "13": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "{{upscaler}}"}},
     "14": {"class_type": "ImageUpscaleWithModel",
            "inputs": {"upscale_model": ["13", 0], "image": ["10", 0]}},
+    "15": {"class_type": "ImageScale",  # the model's own factor (often 4x) down to the asked one
+           "inputs": {"image": ["14", 0], "upscale_method": "lanczos", "width": "{{width}}",
+                      "height": "{{height}}", "crop": "disabled"}},
     "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "dreamdepot-upscale",
-                                                "images": ["14", 0]}},
+                                                "images": ["15", 0]}},
 }  # fmt: skip
+POLL_SECONDS = 0.25  # /history is polled this often beside the socket: no completion is missed
+
+
+def placeholders(template: dict[str, Any]) -> set[str]:
+    """The ``{{names}}`` a template uses: only these values are resolved (no checkpoint is
+    looked up for a template without ``{{model}}``).
+
+    >>> sorted(placeholders({"1": {"inputs": {"a": "{{scale}}", "b": "x {{image}} y"}}}))
+    ['image', 'scale']
+    """
+    return set(_PLACEHOLDER.findall(json.dumps(template)))
 
 
 def fill(template: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +119,10 @@ class ComfyUIBackend:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         r = request(self.client, "ComfyUI", method, path, self.retries, **kwargs)
         if r.status_code >= 400:
-            raise BackendError(f"ComfyUI answered {r.status_code} to {path}: {r.text[:300]}")
+            raise BackendError(
+                f"ComfyUI answered {r.status_code} to {path}: {error_text(r, 300)}",
+                retryable=r.status_code in RETRY_STATUSES,
+            )
         return r
 
     def models(self) -> list[str]:
@@ -115,15 +135,11 @@ class ComfyUIBackend:
     def cancel(self) -> None:
         self._request("POST", "/interrupt")
 
-    def _values(self, req: GenerateRequest) -> dict[str, Any]:
+    def _values(self, req: GenerateRequest, needed: set[str]) -> dict[str, Any]:
+        """The values of the placeholders ``needed``, and nothing else: a template without
+        ``{{model}}`` (upscale-only, FLUX/GGUF loaders) never asks for a checkpoint."""
         seed = req.seed if req.seed >= 0 else int.from_bytes(uuid.uuid4().bytes[:4], "little")
-        model = req.model
-        if not model:
-            available = self.models()
-            if not available:
-                raise BackendError("ComfyUI has no checkpoints in models/checkpoints")
-            model = available[0]
-        return {
+        values: dict[str, Any] = {
             "prompt": req.prompt,
             "negative": req.negative_prompt,
             "seed": seed,
@@ -134,10 +150,21 @@ class ComfyUIBackend:
             "n": req.n,
             "sampler": req.sampler or "euler",
             "scheduler": req.scheduler or "normal",
-            "model": model,
             "denoise": req.denoise,
+            "scale": req.scale,
             "upscaler": req.upscaler or "4x-UltraSharp.pth",
         }
+        if "model" in needed:
+            values["model"] = req.model or self._default_model()
+        return values
+
+    def _default_model(self) -> str:
+        available = self.models()
+        if not available:
+            raise BackendError(
+                "ComfyUI has no checkpoints in models/checkpoints (the template uses {{model}})"
+            )
+        return available[0]
 
     def _upload(self, image: bytes) -> str:
         name = f"dreamdepot-{uuid.uuid4().hex[:12]}.png"
@@ -149,20 +176,38 @@ class ComfyUIBackend:
         )
         return str(r.json().get("name", name))
 
+    def _queue(self, graph: dict[str, Any]) -> str:
+        """POST /prompt. ComfyUI answers an invalid workflow with 400 ``{"error",
+        "node_errors"}``; a 200 with ``node_errors`` means some outputs were invalid but the
+        valid ones are queued, so the run goes on."""
+        r = request(
+            self.client, "ComfyUI", "POST", "/prompt", self.retries,
+            json={"prompt": graph, "client_id": self.client_id},
+        )  # fmt: skip
+        if r.status_code == 400:
+            raise BackendError(f"ComfyUI rejected the workflow: {_rejection(r)}")
+        if r.status_code >= 400:
+            raise BackendError(
+                f"ComfyUI answered {r.status_code} to /prompt: {error_text(r, 300)}",
+                retryable=r.status_code in RETRY_STATUSES,
+            )
+        prompt_id = r.json().get("prompt_id")
+        if not prompt_id:
+            raise BackendError(f"ComfyUI gave no prompt_id: {r.text[:300]}")
+        return str(prompt_id)
+
     def _run(self, graph: dict[str, Any], seed: int | None, on_progress: Any) -> BackendResult:
         started = time.perf_counter()
-        r = self._request("POST", "/prompt", json={"prompt": graph, "client_id": self.client_id})
-        body = r.json()
-        if body.get("node_errors"):
-            raise BackendError(f"ComfyUI rejected the workflow: {body['node_errors']}")
-        prompt_id = body.get("prompt_id")
-        if not prompt_id:
-            raise BackendError(f"ComfyUI gave no prompt_id: {body}")
-        self._wait(prompt_id, on_progress)
-        history = self._request("GET", f"/history/{prompt_id}").json().get(prompt_id, {})
+        self._progress = 0.0
+        # ComfyUI sends a prompt's messages only to the sockets connected at that moment:
+        # the socket must be open *before* queueing, or a fast or cached run finishes unseen.
+        with contextlib.ExitStack() as sockets:
+            ws = self._connect(sockets)
+            prompt_id = self._queue(graph)
+            history = self._wait(sockets, ws, prompt_id, on_progress)
         status = history.get("status", {})
         if status.get("status_str") == "error":
-            raise BackendError(f"ComfyUI failed the prompt: {status.get('messages')}")
+            raise BackendError(f"ComfyUI failed the prompt: {_history_error(status)}")
         images = []
         for output in history.get("outputs", {}).values():
             for ref in output.get("images", []):
@@ -183,65 +228,169 @@ class ComfyUIBackend:
             raise BackendError("ComfyUI produced no saved images (interrupted?)")
         return BackendResult(images, time.perf_counter() - started, {"prompt_id": prompt_id})
 
-    def _wait(self, prompt_id: str, on_progress: Any) -> None:
-        """Follow /ws until this prompt finishes; poll /history if the socket fails."""
-        deadline = time.monotonic() + self.timeout
+    def _connect(self, sockets: contextlib.ExitStack) -> Any:
+        """The progress socket (closed with ``sockets``), or None when it cannot be opened:
+        history polling then carries the run alone."""
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         try:
             from websockets.sync.client import connect
 
-            with connect(ws_url, open_timeout=5, close_timeout=1) as ws:
-                while time.monotonic() < deadline:
-                    raw = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
-                    if not isinstance(raw, str):
-                        continue  # binary preview frames
-                    msg = json.loads(raw)
-                    data = msg.get("data") or {}
-                    if data.get("prompt_id") not in (None, prompt_id):
-                        continue
-                    kind = msg.get("type")
-                    if kind == "progress" and data.get("max"):
-                        self._progress = float(data["value"]) / float(data["max"])
-                        if on_progress is not None:
-                            on_progress(self._progress)
-                    elif kind == "execution_error":
-                        raise BackendError(
-                            f"ComfyUI error in node {data.get('node_id')}: "
-                            f"{data.get('exception_message')}"
-                        )
-                    elif kind == "execution_interrupted":
-                        raise BackendError("interrupted")
-                    elif kind == "execution_success" or (
-                        kind == "executing"
-                        and data.get("node") is None
-                        and data.get("prompt_id") == prompt_id
-                    ):
-                        return
-        except BackendError:
-            raise
-        except Exception:  # the socket is optional: fall back to polling
-            pass
+            return sockets.enter_context(
+                connect(ws_url, open_timeout=5, close_timeout=1, max_size=None)
+            )
+        except Exception:  # the socket is optional
+            return None
+
+    def _history(self, prompt_id: str) -> dict[str, Any] | None:
+        entry = self._request("GET", f"/history/{prompt_id}").json().get(prompt_id)
+        return entry if isinstance(entry, dict) else None
+
+    def _wait(
+        self, sockets: contextlib.ExitStack, ws: Any, prompt_id: str, on_progress: Any
+    ) -> dict[str, Any]:
+        """Follow the socket and poll ``/history/{id}`` until the prompt is finished; the
+        history entry is the result. A dropped socket is reopened once, then polling goes
+        on alone. Socket signals only shorten the wait: the history entry decides."""
+        deadline = time.monotonic() + self.timeout
+        next_poll = time.monotonic()
+        reconnected = False
+        finished = False
         while time.monotonic() < deadline:
-            history = self._request("GET", f"/history/{prompt_id}").json()
-            if prompt_id in history:
-                return
-            time.sleep(0.5)
+            if finished or time.monotonic() >= next_poll:
+                entry = self._history(prompt_id)
+                if entry is not None and _finished(entry):
+                    return entry
+                finished = False
+                next_poll = time.monotonic() + POLL_SECONDS
+            if ws is None:
+                time.sleep(max(0.0, min(next_poll, deadline) - time.monotonic()))
+                continue
+            try:
+                raw = ws.recv(timeout=max(0.01, min(next_poll, deadline) - time.monotonic()))
+            except TimeoutError:
+                continue
+            except Exception:  # the socket dropped: reopen it once, else poll alone
+                ws = None if reconnected else self._connect(sockets)
+                reconnected = True
+                continue
+            if not isinstance(raw, str):
+                continue  # binary preview frames
+            finished = self._on_message(raw, prompt_id, on_progress) or finished
         raise BackendError(f"ComfyUI did not finish within {self.timeout:.0f} s", retryable=True)
 
+    def _on_message(self, raw: str, prompt_id: str, on_progress: Any) -> bool:
+        """Handle one socket message; True when it says this prompt has ended."""
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return False
+        data = msg.get("data") or {}
+        kind = msg.get("type")
+        if kind == "status":  # broadcast, no prompt id: an empty queue may mean we are done
+            info = (data.get("status") or {}).get("exec_info") or {}
+            return info.get("queue_remaining") == 0
+        if data.get("prompt_id") != prompt_id:
+            return False
+        if kind == "progress" and data.get("max"):
+            self._progress = float(data["value"]) / float(data["max"])
+            if on_progress is not None:
+                on_progress(self._progress)
+        elif kind == "execution_error":
+            raise BackendError(
+                f"ComfyUI error in node {data.get('node_id')} ({data.get('node_type')}): "
+                f"{data.get('exception_message')}"
+            )
+        elif kind == "execution_interrupted":
+            raise BackendError("interrupted")
+        return kind == "execution_success" or (kind == "executing" and data.get("node") is None)
+
     def txt2img(self, req: GenerateRequest, on_progress: Any = None) -> BackendResult:
-        values = self._values(req)
-        return self._run(fill(self.templates["txt2img"], values), values["seed"], on_progress)
+        template = self.templates["txt2img"]
+        values = self._values(req, placeholders(template))
+        return self._run(fill(template, values), values["seed"], on_progress)
 
     def img2img(
         self, req: GenerateRequest, init_image: bytes, on_progress: Any = None
     ) -> BackendResult:
-        values = self._values(req)
+        template = self.templates["img2img"]
+        values = self._values(req, placeholders(template))
         values["image"] = self._upload(init_image)
-        return self._run(fill(self.templates["img2img"], values), values["seed"], on_progress)
+        return self._run(fill(template, values), values["seed"], on_progress)
 
     def upscale(self, req: GenerateRequest, image: bytes) -> BackendResult:
-        values = {"image": self._upload(image), "upscaler": req.upscaler or "4x-UltraSharp.pth"}
-        return self._run(fill(self.templates["upscale"], values), None, None)
+        """``{{width}}``/``{{height}}`` are the target size (source × ``{{scale}}``)."""
+        template = self.templates["upscale"]
+        values = self._values(req, placeholders(template))
+        width, height = _size(image)
+        values.update(
+            image=self._upload(image),
+            width=round(width * req.scale),
+            height=round(height * req.scale),
+        )
+        result = self._run(fill(template, values), None, None)
+        result.info["upscaler"] = values["upscaler"]
+        return result
+
+
+def _finished(entry: dict[str, Any]) -> bool:
+    """A history entry is final once it has a status (ComfyUI adds it when the prompt ends,
+    successfully, with an error or interrupted), or outputs without one (older servers)."""
+    status = entry.get("status")
+    if isinstance(status, dict):
+        return bool(status.get("completed")) or status.get("status_str") in ("success", "error")
+    return bool(entry.get("outputs"))
+
+
+def _history_error(status: dict[str, Any]) -> str:
+    """The error message ComfyUI kept in the history's ``messages``."""
+    for item in status.get("messages") or []:
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict):
+            event, data = item
+            if event == "execution_error":
+                return f"node {data.get('node_id')}: {data.get('exception_message')}"
+            if event == "execution_interrupted":
+                return "interrupted"
+    return "no reason given"
+
+
+def _rejection(r: httpx.Response) -> str:
+    """A 400 from /prompt as one line per node: ``node 3 (KSampler): Value not in list:
+    sampler_name 'x'``, after the overall message."""
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:300]
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    lines = []
+    err = body.get("error")
+    if isinstance(err, dict):
+        lines.append(str(err.get("message") or err.get("type") or "invalid workflow"))
+    elif err:
+        lines.append(str(err))
+    node_errors = body.get("node_errors")
+    for node_id, info in (node_errors if isinstance(node_errors, dict) else {}).items():
+        if not isinstance(info, dict):
+            continue
+        for e in info.get("errors") or []:
+            if isinstance(e, dict):
+                detail = f": {e['details']}" if e.get("details") else ""
+                lines.append(
+                    f"node {node_id} ({info.get('class_type', '?')}): {e.get('message')}{detail}"
+                )
+    return "; ".join(lines) or "invalid workflow"
+
+
+def _size(data: bytes) -> tuple[int, int]:
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(data)) as im:
+            return im.width, im.height
+    except Exception as exc:  # Pillow raises many kinds on garbage
+        raise BackendError(f"the source image cannot be read: {exc}") from exc
 
 
 def _check_image(data: bytes) -> None:

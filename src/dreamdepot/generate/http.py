@@ -1,5 +1,10 @@
-"""HTTP to a back end with bounded retries: transport failures and 5xx answers are retried
-with exponential backoff, then reported as a BackendError naming the service."""
+"""HTTP to a back end with bounded retries.
+
+Only failures that another attempt can cure are retried: the connection (refused, reset,
+timed out) and the gateway answers 502/503/504 of a proxy or a server still starting. A 500
+from a generation is the server's deterministic answer to *this* request (a script error, an
+out-of-memory), so it is returned at once for the caller to report: retrying it would run the
+same failing job three times."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Any
 import httpx
 
 from dreamdepot.generate.base import BackendError
+
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 def request(
@@ -20,8 +27,8 @@ def request(
     backoff: float = 1.0,
     **kwargs: Any,
 ) -> httpx.Response:
-    """The response of the first attempt that is not a transport error or a 5xx (the last
-    5xx is returned as is, for the caller to report)."""
+    """The response of the first attempt that is neither a transport error nor a gateway
+    status (after the last attempt that answer is returned as it is)."""
     delay = backoff
     for attempt in range(retries + 1):
         try:
@@ -32,8 +39,35 @@ def request(
                     f"{service} at {client.base_url} is unreachable: {exc}", retryable=True
                 ) from exc
         else:
-            if r.status_code < 500 or attempt == retries:
+            if r.status_code not in RETRY_STATUSES or attempt == retries:
                 return r
         time.sleep(delay)
         delay *= 2
     raise BackendError(f"{service}: no answer")  # pragma: no cover - the loop always returns
+
+
+def error_text(r: httpx.Response, limit: int = 500) -> str:
+    """The human part of an error body: FastAPI's ``detail``, A1111's ``errors``/``error``,
+    ComfyUI's ``error.message``; else the start of the text.
+
+    >>> error_text(httpx.Response(404, json={"detail": "Sampler not found"}))
+    'Sampler not found'
+    >>> error_text(httpx.Response(500, json={"error": "OutOfMemoryError", "errors": "CUDA"}))
+    'OutOfMemoryError: CUDA'
+    """
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:limit].strip()
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("type")
+        detail = body.get("detail") or body.get("errors")
+        if isinstance(detail, list):  # FastAPI validation errors
+            detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d)
+                               for d in detail)  # fmt: skip
+        parts = [str(p) for p in (err, detail) if p]
+        if parts:
+            return ": ".join(parts)[:limit]
+    return str(body)[:limit]

@@ -226,8 +226,8 @@ class JobQueue:
                 generator_version=f"dreamdepot {__version__} via {self.backend.name}",
             )  # fmt: skip
             g.params["Generation time"] = f"{per_image:.2f}"
-            if req.kind == "upscale":
-                g.params["Postprocess upscale by"] = str(req.scale)
+            if req.kind == "upscale":  # what the workflow did, read back from the output
+                g.params["Postprocess upscale by"] = self._achieved_scale(req, pixels.width)
                 if result.info.get("upscaler"):
                     g.params["Postprocess upscaler"] = str(result.info["upscaler"])
             info = PngImagePlugin.PngInfo()
@@ -267,6 +267,16 @@ class JobQueue:
                 )
                 ids.append(int(row[0]))
         return ids
+
+    def _achieved_scale(self, req: GenerateRequest, out_width: int) -> str:
+        """The factor from source to output width (a template or upscaler may not do what
+        was asked: a 4x model with no resize gives 4, whatever ``scale`` said)."""
+        row = self.conn.execute(
+            "SELECT width FROM images WHERE id = ?", (req.parent_id,)
+        ).fetchone()
+        if not row or not row[0]:
+            return f"{req.scale:g}"
+        return f"{out_width / row[0]:.4g}"
 
     def _generated_root(self) -> Root:
         path = str((self.library_dir / "generated").resolve())

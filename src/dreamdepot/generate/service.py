@@ -28,14 +28,20 @@ def make_backend(
         )
     if chosen == "a1111":
         return A1111Backend(
-            url or settings.a1111_url, auth or settings.a1111_auth, retries=settings.backend_retries
+            url or settings.a1111_url,
+            auth or settings.a1111_auth,
+            timeout=settings.backend_timeout,
+            retries=settings.backend_retries,
         )
     if chosen == "comfyui":
         from dreamdepot.generate.comfyui import ComfyUIBackend
 
         templates = Path(settings.comfyui_templates) if settings.comfyui_templates else None
         return ComfyUIBackend(
-            url or settings.comfyui_url, templates, retries=settings.backend_retries
+            url or settings.comfyui_url,
+            templates,
+            timeout=settings.backend_timeout,
+            retries=settings.backend_retries,
         )
     if chosen == "diffusers":
         model = url or settings.diffusers_model
