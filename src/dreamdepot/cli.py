@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,6 +26,7 @@ from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.errors import DreamDepotError, MetadataError, QueryError
 from dreamdepot.ingest.pipeline import Root, ScanStats
 from dreamdepot.library import Library
+from dreamdepot.terminal import escape, json_text
 
 app = typer.Typer(
     name="dreamdepot",
@@ -198,16 +199,18 @@ def watch(
                 highlight=False,
             )
 
+        stop = threading.Event()
         try:
-            Watcher(lib.indexer(workers=1), on_indexed=report).run()
+            Watcher(lib.indexer(workers=1), on_indexed=report).run_supervised(stop)
         except KeyboardInterrupt:
+            stop.set()
             console.print("stopped")
 
 
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Query, e.g. 'fox tag:best steps:20..30'.")] = "",
-    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many results.", min=1, max=100_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Search the catalog with the query language (see docs/query.md)."""
@@ -223,7 +226,7 @@ def search(
                 item = dict(item)
                 item["paths"] = [f["path"] for f in catalog_images.paths_of(lib.conn, item["id"])]
                 item.pop("placeholder", None)
-                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(item, ensure_ascii=False) + "\n")
             return
         table = Table(show_lines=False)
         for col in ("id", "generator", "model", "seed", "steps", "prompt", "path"):
@@ -250,15 +253,22 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         s = catalog_images.stats(lib.conn)
         s["library"] = str(lib.path)
     if as_json:
-        sys.stdout.write(json.dumps(s, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json_text(s, ensure_ascii=False, indent=2) + "\n")
         return
     console.print(f"Library {escape(s['library'])}", highlight=False)
     console.print(
         f"{s['images']:,} images in {s['files']:,} files ({s['bytes'] / 1e6:,.1f} MB), "
         f"{s['prompts']:,} distinct prompts, {s['tags']:,} tags; "
         f"{s['missing_files']:,} missing, {s['offline_files']:,} offline, "
-        f"{s['scan_errors']:,} unreadable"
+        f"{s['scan_errors']:,} unreadable, {s['pixel_errors']:,} with undecodable pixels"
     )
+    live = s["live_updates"]
+    if live.get("state") == "restarting":
+        console.print(
+            f"[yellow]live updates interrupted[/]: {escape(live.get('reason', ''))} "
+            f"(restarted {live.get('restarts', 0)} time(s))",
+            highlight=False,
+        )
     for gen, n in s["generators"].items():
         console.print(f"  {escape(gen):<18} {n:>8,}", highlight=False)
     for r in s["roots"]:
@@ -291,17 +301,23 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 "SELECT id, metadata_error FROM images WHERE metadata_error IS NOT NULL"
             )
         ]
+        pixels = [  # metadata read, but the pixels do not decode (corrupt IDAT, JPEG scan)
+            {
+                "id": r["id"],
+                "path": (catalog_images.paths_of(lib.conn, r["id"]) or [{}])[0].get("path"),
+                "reason": r["media_error"],
+            }
+            for r in lib.conn.execute(
+                "SELECT id, media_error FROM images WHERE media_error IS NOT NULL"
+            )
+        ]
         offline = [r.path for r in lib.roots() if not r.online]
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {"unreadable": errors, "metadata": warnings, "offline_roots": offline},
-                ensure_ascii=False,
-            )
-            + "\n"
-        )
+        report = {"unreadable": errors, "metadata": warnings, "pixels": pixels,
+                  "offline_roots": offline}  # fmt: skip
+        sys.stdout.write(json_text(report) + "\n")
         return
-    if not errors and not warnings and not offline:
+    if not errors and not warnings and not pixels and not offline:
         console.print("All files were read. Nothing to report.")
         return
     for e in errors:
@@ -311,6 +327,11 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for w in warnings:
         console.print(
             f"[yellow]metadata[/] {escape(str(w['path']))}: {escape(str(w['reason']))}",
+            highlight=False,
+        )
+    for p in pixels:
+        console.print(
+            f"[red]pixels[/] {escape(str(p['path']))}: {escape(str(p['reason']))}",
             highlight=False,
         )
     for path in offline:
@@ -372,7 +393,7 @@ def inspect(
         data.update({k: v for k, v in extra.items() if v not in (None, [], {})})
         data["raw"] = full["raw"]
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json_text(data, ensure_ascii=False, default=str) + "\n")
         return
     table = Table(show_header=False)
     table.add_column("key", style="bold")
@@ -474,7 +495,10 @@ def export(
         except QueryError as exc:
             fail(f"bad query: {exc}", 2)
         if output is None:
-            n = writer(lib.conn, query, sys.stdout)
+            if writer is write_csv and sys.stdout.isatty():
+                n = write_csv(lib.conn, query, sys.stdout, for_terminal=True)
+            else:
+                n = writer(lib.conn, query, sys.stdout)
         else:
             with open(output, "w", encoding="utf-8", newline="") as out:
                 n = writer(lib.conn, query, out)
@@ -610,7 +634,7 @@ def _generate_now(
 def _print_job(job: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(
-            json.dumps(
+            json_text(
                 {
                     "job": job,
                     "images": [
@@ -676,7 +700,7 @@ def generate(
             if hit is not None and hit.hit:
                 if as_json:
                     sys.stdout.write(
-                        json.dumps(
+                        json_text(
                             {
                                 "cache": hit.to_dict(),
                                 "job": None,
@@ -796,7 +820,7 @@ def jobs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             for r in lib.conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 50")
         ]
     if as_json:
-        sys.stdout.write(json.dumps(rows, default=str) + "\n")
+        sys.stdout.write(json_text(rows, default=str) + "\n")
         return
     for j in rows:
         assert j is not None
@@ -811,9 +835,14 @@ def jobs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def thumbnails() -> None:
     """Make missing grid thumbnails, placeholders and perceptual hashes now (``serve`` does
     this in the background; the web UI also makes any missing one on demand)."""
+    failed_sql = "SELECT count(*) FROM images WHERE media_error IS NOT NULL"
     with open_library() as lib, _scan_progress() as progress:
+        failed_before = lib.conn.execute(failed_sql).fetchone()[0]
         n = lib.make_thumbnails(progress=RichProgress(progress))
-    console.print(f"Made thumbnails for {n:,} image(s).")
+        failed = lib.conn.execute(failed_sql).fetchone()[0] - failed_before
+    console.print(f"Made thumbnails for {n - failed:,} image(s); {failed:,} failed.")
+    if failed:
+        console.print("Run [bold]dreamdepot doctor[/] to see why each one failed.")
 
 
 cache_app = typer.Typer(help="The dream cache: statistics.", no_args_is_help=True)
@@ -933,7 +962,7 @@ def dream(
                     "be generated: set backend in dreamdepot.toml"
                 )
     if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json_text(result, ensure_ascii=False, default=str) + "\n")
         return
     if result["hit"]:
         console.print(
@@ -965,7 +994,7 @@ def cache_stats_command(as_json: Annotated[bool, typer.Option("--json")] = False
     with open_library() as lib:
         s = cache_stats(lib.conn)
     if as_json:
-        sys.stdout.write(json.dumps(s) + "\n")
+        sys.stdout.write(json_text(s) + "\n")
         return
     console.print(
         f"{s['lookups']:,} lookups: {s['hits']:,} hits, {s['misses']:,} misses, "
@@ -1028,7 +1057,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
     token: Annotated[
         str | None,
-        typer.Option(help="Access token; required off loopback.", envvar="DREAMDEPOT_TOKEN"),
+        typer.Option(
+            help="Access token (16+ characters); required off loopback. Prefer "
+            "DREAMDEPOT_TOKEN or --token-file: an argument shows in `ps`.",
+            envvar="DREAMDEPOT_TOKEN",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Read the access token from this file."),
     ] = None,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open a browser.")
@@ -1036,9 +1073,13 @@ def serve(
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Never create demo images.")] = False,
 ) -> None:
     """Serve the library over HTTP (web UI and API); an empty library gets demo images."""
-    from dreamdepot.server.run import run_server
+    from dreamdepot.server.run import resolve_token, run_server
 
     with open_library() as lib:
+        try:
+            chosen_token = resolve_token(token, token_file, lib.settings.server)
+        except DreamDepotError as exc:
+            fail(str(exc), 2)
         if not lib.roots() and not no_demo:
             from dreamdepot.demo import make_demo_images
 
@@ -1058,7 +1099,7 @@ def serve(
             lib_path,
             host or settings.host,
             port or settings.port,
-            token or settings.token,
+            chosen_token,
             open_browser=not no_browser,
         )
     except DreamDepotError as exc:

@@ -60,7 +60,12 @@ stealth_check = true
 [server]
 host = "127.0.0.1"
 port = 8765
-# token = "set-a-long-random-string-to-allow-remote-access"
+# An access token (at least 16 characters) allows binding other addresses; rather than here,
+# keep it in DREAMDEPOT_TOKEN or a file named by token_file (readable by you alone).
+# token_file = "~/.config/dreamdepot/token"
+# Host names (besides loopback names and IP addresses) this server answers to, e.g. behind a
+# reverse proxy: anything else is refused, which defeats DNS rebinding.
+# allowed_hosts = ["dreamdepot.example.com"]
 """
 
 
@@ -73,6 +78,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
+    token_file: str | None = None
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

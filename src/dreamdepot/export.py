@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from dreamdepot.catalog.images import detail, iter_all
+from dreamdepot.terminal import clean, csv_cell, json_text
 
 CSV_COLUMNS = [
     "id", "content_hash", "full_hash", "paths", "format", "width", "height", "bytes",
@@ -60,12 +61,16 @@ def records(conn: sqlite3.Connection, query: str = "") -> Iterator[dict[str, Any
 def write_jsonl(conn: sqlite3.Connection, query: str, out: TextIO) -> int:
     n = 0
     for rec in records(conn, query):
-        out.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        out.write(json_text(rec, default=str) + "\n")  # C1/bidi escaped: same JSON value
         n += 1
     return n
 
 
-def write_csv(conn: sqlite3.Connection, query: str, out: TextIO) -> int:
+def write_csv(
+    conn: sqlite3.Connection, query: str, out: TextIO, for_terminal: bool = False
+) -> int:
+    """CSV of the matches; formula-looking cells defused. CSV has no escapes, so only when
+    ``for_terminal`` (standard output is a terminal) are control characters made visible."""
     w = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     w.writeheader()
     n = 0
@@ -76,6 +81,9 @@ def write_csv(conn: sqlite3.Connection, query: str, out: TextIO) -> int:
         row["loras"] = json.dumps(rec["loras"], ensure_ascii=False)
         row["params"] = json.dumps(rec["params"], ensure_ascii=False, default=str)
         row["metadata_source"] = ",".join(rec["metadata_source"])
-        w.writerow(row)
+        cells = {k: csv_cell(v) for k, v in row.items()}
+        if for_terminal:
+            cells = {k: clean(v) if isinstance(v, str) else v for k, v in cells.items()}
+        w.writerow(cells)
         n += 1
     return n

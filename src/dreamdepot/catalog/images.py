@@ -56,6 +56,11 @@ def decode_cursor(cursor: str) -> tuple[Sort, Any, int]:
         key, desc, salt, value, last_id = json.loads(raw)
         if not isinstance(last_id, int) or not isinstance(salt, int):
             raise ValueError("bad cursor types")
+        if value is not None and not isinstance(value, int | float | str):
+            raise ValueError("a cursor's sort value is a number or a text")
+        for n in (last_id, salt, value):
+            if isinstance(n, int) and not -(2**63) <= n < 2**63:
+                raise ValueError("cursor number out of range")
         sort = Sort(str(key), bool(desc), salt)
         sort.expression  # noqa: B018 - validates the key
         return sort, value, last_id
@@ -175,6 +180,22 @@ def detail(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
     return d
 
 
+WATCH_STATUS_KEY = "watcher"
+
+
+def watch_status(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What the last file watcher recorded of itself (``meta`` key ``watcher``): ``state``
+    live / restarting / off, the ``reason`` of its last failure, ``restarts``, ``pid``."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (WATCH_STATUS_KEY,)).fetchone()
+    if row is None:
+        return {"state": "off", "reason": "no watcher has run"}
+    try:
+        status: dict[str, Any] = json.loads(row[0])
+    except ValueError:
+        return {"state": "off", "reason": "unreadable status"}
+    return status
+
+
 def stats(conn: sqlite3.Connection) -> dict[str, Any]:
     one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
     return {
@@ -186,6 +207,8 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
         "prompts": one("SELECT count(*) FROM prompts WHERE image_count > 0"),
         "tags": one("SELECT count(*) FROM tags"),
         "scan_errors": one("SELECT count(*) FROM scan_errors"),
+        "pixel_errors": one("SELECT count(*) FROM images WHERE media_error IS NOT NULL"),
+        "live_updates": watch_status(conn),
         "roots": [
             dict(r)
             for r in conn.execute(

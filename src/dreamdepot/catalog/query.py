@@ -12,6 +12,7 @@ Each clause compiles to SQL over the ``images`` table (aliased ``images``).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,37 @@ from typing import Any
 from dreamdepot.errors import QueryError
 
 Clause = tuple[str, list[Any]]
+INT64_MAX = 2**63 - 1
+# Limits on one query (docs/query.md): beyond them a query is refused with a QueryError
+MAX_QUERY_CHARS = 4_000
+MAX_TERMS = 200
+MAX_DEPTH = 32  # nested parentheses and NOTs
+
+
+def check_limits(text: str, tokens: list[Token]) -> None:
+    """Refuse what no person types and what would only cost the server: NUL, unpaired
+    surrogates, over-long queries, too many terms, deep nesting.
+
+    >>> check_limits("a" * 5000, [])
+    Traceback (most recent call last):
+    ...
+    dreamdepot.errors.QueryError: a query is at most 4000 characters (this one has 5000)
+    """
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"a query is at most {MAX_QUERY_CHARS} characters (this one has {len(text)})", 0, ""
+        )
+    for i, ch in enumerate(text):
+        if ch == "\x00" or "\ud800" <= ch <= "\udfff":
+            raise QueryError("a query cannot hold NUL or unpaired surrogate characters", i, text)
+    if len(tokens) > MAX_TERMS:
+        raise QueryError(f"a query has at most {MAX_TERMS} terms", tokens[MAX_TERMS].pos, text)
+    parens = nots = 0  # open parentheses, and the run of NOTs before the next term
+    for tok in tokens:
+        parens = max(0, parens + {"LPAREN": 1, "RPAREN": -1}.get(tok.kind, 0))
+        nots = nots + 1 if tok.kind == "NOT" else 0
+        if parens + nots > MAX_DEPTH:
+            raise QueryError(f"a query nests at most {MAX_DEPTH} levels", tok.pos, text)
 
 
 @dataclass
@@ -123,10 +155,18 @@ def numeric_field(column: str, integer: bool = True) -> Callable[[str, Token, st
     """``N``, ``A..B``, ``A..``, ``..B``, ``>N``, ``>=N``, ``<N``, ``<=N``."""
 
     def num(s: str) -> float | int:
-        return int(float(s)) if integer and float(s).is_integer() else float(s)
+        value = int(s) if integer and re.fullmatch(r"-?\d+", s) else float(s)
+        if integer and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return value
 
     def build(value: str, tok: Token, query: str) -> Clause:
         col = f"images.{column}"
+        for number in re.findall(_NUM, value):
+            if abs(float(number)) > INT64_MAX:
+                raise QueryError(
+                    f"'{tok.field_name}:' takes numbers up to {INT64_MAX}", tok.pos, query
+                )
         m = _RANGE.match(value)
         if m and (m.group("lo") or m.group("hi")):
             parts, params = [], []
@@ -152,7 +192,7 @@ def numeric_field(column: str, integer: bool = True) -> Callable[[str, Token, st
 
 
 def _size(value: str, tok: Token, query: str) -> Clause:
-    m = re.fullmatch(r"(\d+)[xX×](\d+)", value)
+    m = re.fullmatch(r"(\d{1,9})[xX×](\d{1,9})", value)
     if not m:
         raise QueryError(f"expected WIDTHxHEIGHT after 'size:', got {value!r}", tok.pos, query)
     return "images.width = ? AND images.height = ?", [int(m.group(1)), int(m.group(2))]
@@ -279,6 +319,8 @@ def fts_expression(text: str) -> str:
     True
     """
     parts = []
+    # SQLite ends a string at NUL ("unterminated string"); other controls match nothing
+    text = "".join(" " if ord(ch) < 32 else ch for ch in text)
     for word in text.split():
         prefix = word.endswith("*") and len(word) > 1
         w = word[:-1] if prefix else word
@@ -305,9 +347,10 @@ def _flag(sql: str) -> Callable[[str, Token, str], Clause]:
 
 def _id(value: str, tok: Token, query: str) -> Clause:
     ids = [v for v in value.split(",") if v]
-    if not ids or not all(v.isdigit() for v in ids):
+    if not ids or not all(v.isdigit() and len(v) <= 18 for v in ids):
         raise QueryError("expected image ids like id:12 or id:12,13", tok.pos, query)
-    return f"images.id IN ({', '.join('?' for _ in ids)})", [int(v) for v in ids]
+    # one parameter however many ids: SQLite's variable limit never applies
+    return "images.id IN (SELECT value FROM json_each(?))", [json.dumps([int(v) for v in ids])]
 
 
 def _hash(value: str, tok: Token, query: str) -> Clause:
@@ -552,7 +595,11 @@ def parse(text: str, extensions: set[str] | None = None) -> Query:
     [20, 30, 'nsfw']
     """
     text = text or ""
-    p = _Parser(text, tokenize(text), extensions or set())
+    if len(text) > MAX_QUERY_CHARS:
+        check_limits(text, [])
+    tokens = tokenize(text)
+    check_limits(text, tokens)
+    p = _Parser(text, tokens, extensions or set())
     where, params = p.parse()
     q = Query(text=text, template=where, params=params, extension_terms=p.extension_terms)
     if p.sort is not None:

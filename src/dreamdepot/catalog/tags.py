@@ -21,6 +21,8 @@ def normalise_tag(name: str) -> str:
     'Red Fox'
     """
     clean = " ".join(name.split())
+    if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) < 0xE000 for ch in clean):
+        raise DreamDepotError("a tag name cannot hold control characters or unpaired surrogates")
     if not clean:
         raise DreamDepotError("a tag name cannot be empty")
     if len(clean) > MAX_TAG_LENGTH:

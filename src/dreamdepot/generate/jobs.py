@@ -52,13 +52,37 @@ class JobQueue:
         self.backend = backend
         self.max_batch = max_batch
         self.notify = notify or (lambda kind, data: None)
-        self.catalog = Catalog.open(library_dir / "catalog.sqlite")
-        self.conn = self.catalog.conn
         self.workers = workers
         self._lock = threading.Lock()  # one job at a time on this back end
+        # Request threads submit and cancel while the worker thread runs jobs: a sqlite3
+        # connection (and its transaction) must never be shared between threads.
+        self._local = threading.local()
+        self._opened: list[Catalog] = []
+        self._opened_lock = threading.Lock()
+        self.catalog  # noqa: B018 - open (and migrate) now, in the constructing thread
+
+    @property
+    def catalog(self) -> Catalog:
+        """This thread's own connection to the catalog."""
+        cat: Catalog | None = getattr(self._local, "catalog", None)
+        if cat is None:
+            cat = Catalog.open(self.library_dir / "catalog.sqlite")
+            self._local.catalog = cat
+            with self._opened_lock:
+                self._opened.append(cat)
+        return cat
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.catalog.conn
 
     def close(self) -> None:
-        self.catalog.close()
+        with self._opened_lock:
+            for cat in self._opened:
+                with contextlib.suppress(sqlite3.Error):
+                    cat.close()
+            self._opened.clear()
+        self._local = threading.local()
 
     # -- queueing -------------------------------------------------------------------------
 

@@ -4,10 +4,17 @@ A generator may write a file slowly (or in pieces). A changed path waits until i
 and mtime hold still for ``settle`` seconds and its structure is complete (PNG IEND,
 JPEG EOI, WebP RIFF size, GIF trailer); until then it is retried, never indexed broken.
 A file still incomplete after ``give_up`` seconds is recorded in ``scan_errors``.
+
+The file-system watcher (watchfiles) can die — it cannot turn a non-UTF-8 file name into a
+string, for one. :meth:`Watcher.run_supervised` then records why in the catalog's ``meta``
+table (key ``watcher``: shown by ``stats`` and the UI), re-scans the folders so nothing that
+happened meanwhile is missed (the scanner handles any name), and starts watching again.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 import time
@@ -16,9 +23,13 @@ from dataclasses import dataclass
 
 from watchfiles import Change, watch
 
+from dreamdepot.catalog.images import WATCH_STATUS_KEY
 from dreamdepot.ingest.pipeline import Indexer, Root
 from dreamdepot.ingest.probe import probe
 from dreamdepot.ingest.scanner import WalkProblems, is_candidate, walk
+
+log = logging.getLogger("dreamdepot.watch")
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 @dataclass
@@ -37,11 +48,13 @@ class Watcher:
         settle: float = 0.25,
         give_up: float = 120.0,
         on_indexed: Callable[[list[str]], None] | None = None,
+        on_status: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.indexer = indexer
         self.settle = settle
         self.give_up = give_up
         self.on_indexed = on_indexed
+        self.on_status = on_status
         self.pending: dict[str, _Pending] = {}
 
     def _locate(self, roots: list[Root], path: str) -> tuple[Root, str] | None:
@@ -117,6 +130,43 @@ class Watcher:
         if indexed and self.on_indexed:
             self.on_indexed(indexed)
         return indexed
+
+    def _set_status(self, state: str, reason: str = "", restarts: int = 0) -> None:
+        status: dict[str, object] = {"state": state, "reason": reason, "restarts": restarts,
+                                     "pid": os.getpid(), "since": time.time()}  # fmt: skip
+        with self.indexer.catalog.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                (WATCH_STATUS_KEY, json.dumps(status)),
+            )
+        if self.on_status is not None:
+            self.on_status(status)
+
+    def run_supervised(self, stop: threading.Event | None = None) -> None:
+        """:meth:`run`, restarted whenever it dies (with a logged and recorded reason and a
+        re-scan in between), until ``stop`` is set."""
+        stop = stop or threading.Event()
+        restarts = 0
+        while not stop.is_set():
+            self._set_status("live", restarts=restarts)
+            try:
+                self.run(stop)
+                break
+            except Exception as exc:  # the watcher died: say why, catch up, start again
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("live updates stopped (%s); re-scanning and restarting", reason)
+                self._set_status("restarting", reason, restarts)
+                delay = RESTART_DELAYS[min(restarts, len(RESTART_DELAYS) - 1)]
+                restarts += 1
+                if stop.wait(delay):
+                    break
+                try:
+                    stats = self.indexer.scan()
+                    if stats.new_images and self.on_indexed:
+                        self.on_indexed([f"{stats.new_images} file(s) found by the re-scan"])
+                except Exception as scan_exc:  # keep trying: the next round scans again
+                    log.warning("re-scan after a watcher failure failed: %s", scan_exc)
+        self._set_status("off", "stopped")
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Watch every root with its watch flag set until ``stop`` is set (or Ctrl-C)."""

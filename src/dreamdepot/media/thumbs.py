@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-Image.MAX_IMAGE_PIXELS = 200_000_000  # bigger than any generator's output; bombs are refused
+from dreamdepot.media.decode import decode_reduced
 
 GRID_SIZE = 256
 PREVIEW_SIZE = 1024
@@ -102,10 +102,8 @@ def make_media(
     source: str, content_hash: str, thumbs_dir: str, sizes: tuple[int, ...]
 ) -> MediaResult:
     """Decode once; write the thumbnails (atomically) and return placeholder and phash."""
-    try:
-        with Image.open(source) as opened:
-            opened.draft("RGB", (max(sizes) * 2, max(sizes) * 2))  # JPEG: decode at reduced scale
-            im = _flatten(opened)
+    try:  # reduced first (JPEG at decode time), flattened after: no full-size copies
+        im = _flatten(decode_reduced(source, max(sizes) * 2))
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         return MediaResult(None, None, None, f"cannot decode: {exc}")
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from dreamdepot.media.decode import decode_reduced
 from dreamdepot.semantic.embedders import Embedder, embedder_for_library
 from dreamdepot.semantic.vectors import PromptVectors, store
 
@@ -109,7 +110,6 @@ def embed_images_pending(
 ) -> int:
     """Embed images' pixels when the embedder can (CLIP), so words find pictures by what
     they show; reads the grid thumbnail when there is one, else the original file."""
-    from PIL import Image
 
     from dreamdepot.ingest.paths import from_db
 
@@ -139,12 +139,11 @@ def embed_images_pending(
                 thumb_path if thumb_path and thumb_path.is_file() else Path(root) / from_db(rel)
             )
             try:
-                with Image.open(source) as im:
-                    im.draft("RGB", (IMAGE_SIDE, IMAGE_SIDE))
-                    im.thumbnail((IMAGE_SIDE * 2, IMAGE_SIDE * 2))
-                    pictures.append(im.convert("RGB"))
+                im = decode_reduced(source, IMAGE_SIDE)
+                im.thumbnail((IMAGE_SIDE * 2, IMAGE_SIDE * 2))
+                pictures.append(im.convert("RGB"))
                 ids.append(int(image_id))
-            except (OSError, ValueError):
+            except (OSError, ValueError, SyntaxError):
                 continue  # unreadable pixels: the thumbnail stage records why
         if ids:
             _commit(conn, iv, ids, embed_images(pictures))

@@ -22,6 +22,7 @@ from dreamdepot import __version__
 from dreamdepot.config import Settings, load_settings
 from dreamdepot.errors import DreamDepotError, QueryError
 from dreamdepot.server.events import EventBus
+from dreamdepot.server.security import SecurityMiddleware
 from dreamdepot.server.store import Store
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -123,10 +124,25 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
     app.state.dd.refresh_roots()
     if token:
         app.add_middleware(TokenAuth, token=token)  # type: ignore[arg-type]
+    # outermost: a rebinding or cross-site request is refused before anything else runs
+    app.add_middleware(SecurityMiddleware, allowed_hosts=settings.server.allowed_hosts)
 
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        """An integer the catalog cannot hold (SQLite integers are 64-bit)."""
+        return JSONResponse(
+            {"error": "a number is out of range (at most 9223372036854775807)"}, status_code=400
+        )
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _bad_text(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "text must be valid Unicode (no unpaired surrogates)"}, status_code=400
+        )
 
     @app.exception_handler(DreamDepotError)
     async def _dd_error(request: Request, exc: DreamDepotError) -> JSONResponse:

@@ -180,7 +180,11 @@ def start_watcher(st: AppState) -> threading.Thread:
         catalog, indexer = _indexer(st, "scan")
         indexer.workers = 1
         try:
-            Watcher(indexer, on_indexed=on_indexed).run(st.stop)
+            Watcher(
+                indexer,
+                on_indexed=on_indexed,
+                on_status=lambda status: st.events.publish("watcher", status),
+            ).run_supervised(st.stop)
         finally:
             catalog.close()
 

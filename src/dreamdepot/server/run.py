@@ -7,7 +7,33 @@ import threading
 import webbrowser
 from pathlib import Path
 
+from dreamdepot.config import ServerSettings
 from dreamdepot.errors import DreamDepotError
+
+MIN_TOKEN_LENGTH = 16
+
+
+def resolve_token(
+    given: str | None, token_file: Path | None, settings: ServerSettings
+) -> str | None:
+    """The access token from ``--token``/``DREAMDEPOT_TOKEN``, ``--token-file``, or the
+    settings (``token``, ``token_file``), in that order; refused when shorter than 16
+    characters (a short token is guessed by anyone who can reach the port)."""
+    token = given
+    path = token_file or (Path(settings.token_file).expanduser() if settings.token_file else None)
+    if token is None and path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DreamDepotError(f"cannot read the token file {path}: {exc.strerror}") from exc
+    if token is None:
+        token = settings.token
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise DreamDepotError(
+            f"the access token must be at least {MIN_TOKEN_LENGTH} characters; make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+        )
+    return token or None
 
 
 def is_loopback(host: str) -> bool:
@@ -43,11 +69,14 @@ def run_server(
     if watch:
         start_watcher(st)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    if token:
-        url += f"?token={token}"
-    print(f"Dream Depot at {url}  (Ctrl-C stops)", flush=True)
+    # the token is never printed (terminal scroll-back, logs): the browser gets it once
+    print(
+        f"Dream Depot at {url}" + ("  (access token required)" if token else "")
+        + "  (Ctrl-C stops)", flush=True,
+    )  # fmt: skip
     if open_browser:
-        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+        opened = url + (f"?token={token}" if token else "")
+        threading.Timer(1.0, lambda: webbrowser.open(opened)).start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -889,6 +889,14 @@ function listen() {
     if (d.status === "done") refreshSoon((d.image_ids || []).length);
     if (d.status === "failed") toast(`Job ${d.id} failed: ${d.error}`, 6000);
   });
+  source.addEventListener("watcher", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.state === "restarting") {
+      $("#status").textContent = `live updates interrupted (${d.reason}); re-scanning`;
+    } else if (d.state === "live" && d.restarts) {
+      $("#status").textContent = "live updates back on";
+    }
+  });
   source.addEventListener("thumbnails", (ev) => {
     const d = JSON.parse(ev.data);
     if (d.stage !== "done") $("#status").textContent = `thumbnails ${d.done}/${d.total}`;

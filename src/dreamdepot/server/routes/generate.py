@@ -3,6 +3,7 @@ cancel them, and ask what the back end offers."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -15,6 +16,7 @@ from dreamdepot.generate.service import NoBackend, make_backend
 from dreamdepot.server.app import AppState, state
 
 router = APIRouter(prefix="/api", tags=["generate"])
+log = logging.getLogger("dreamdepot.jobs")
 _queues: dict[int, tuple[JobQueue, threading.Event]] = {}
 _queues_lock = threading.Lock()
 
@@ -36,7 +38,10 @@ def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
 
             def work() -> None:
                 while not st.stop.is_set():
-                    queue.run_pending(st.stop)
+                    try:
+                        queue.run_pending(st.stop)
+                    except Exception:  # the worker must outlive any one failure
+                        log.exception("job worker: a run failed; carrying on")
                     wake.wait(1.0)
                     wake.clear()
 
@@ -99,13 +104,18 @@ def submit(request: Request, body: GenerateBody) -> dict[str, Any]:
             .fetchone()
         )
         req.prompt = row[0] if row and row[0] else ""
+    job_id = submit_or_422(queue, req)
+    wake.set()
+    return {"job": job_id}
+
+
+def submit_or_422(queue: JobQueue, req: GenerateRequest) -> int:
+    """Queue ``req``; an invalid parameter is a 422 naming its field."""
     try:
-        job_id = queue.submit(req)
+        return queue.submit(req)
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise HTTPException(422, {"message": str(exc), "field": field}) from exc
-    wake.set()
-    return {"job": job_id}
 
 
 @router.get("/jobs")

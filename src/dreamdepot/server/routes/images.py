@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -19,7 +20,7 @@ from dreamdepot.media.thumbs import (
     thumb_key,
 )
 from dreamdepot.server.app import AppState, state
-from dreamdepot.server.routes.files import confined
+from dreamdepot.server.routes.files import confined, image_response
 
 router = APIRouter(prefix="/api", tags=["images"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -238,9 +239,11 @@ def original_file(request: Request, image_id: int) -> Response:
     """The original file, from inside a registered folder only."""
     st = state(request)
     _detail_or_404(st, image_id)
-    return FileResponse(
-        _present_file(st, image_id), headers={"Cache-Control": "private, max-age=60"}
-    )
+    return image_response(_present_file(st, image_id))
+
+
+# at most this many on-demand decodes at once (each within media.decode's pixel budget)
+_decoding = threading.BoundedSemaphore(2)
 
 
 @router.get("/thumbs/{content_hash}/{size}.avif")
@@ -248,7 +251,12 @@ def thumbnail(request: Request, content_hash: str, size: int) -> Response:
     """Content-addressed AVIF thumbnail; made on demand when missing; a fallback tile (and the
     reason recorded) when the image cannot be decoded."""
     st = state(request)
-    if size not in (st.settings.thumb_size, PREVIEW_SIZE) or not content_hash.isalnum():
+    if (
+        size not in (st.settings.thumb_size, PREVIEW_SIZE)
+        or not content_hash.isalnum()
+        or not content_hash.isascii()
+        or len(content_hash) > 128
+    ):
         raise HTTPException(404, "no such thumbnail size")
     path = st.library_path / "thumbs" / thumb_key(content_hash, size)
     if path.is_file():
@@ -266,7 +274,10 @@ def thumbnail(request: Request, content_hash: str, size: int) -> Response:
         return Response(
             fallback_thumbnail(), media_type="image/avif", headers={"Cache-Control": "no-store"}
         )
-    result = make_media(source, content_hash, str(st.library_path / "thumbs"), (size,))
+    with _decoding:  # a queue, not parallel decodes: memory stays bounded under load
+        if path.is_file():  # made by a request that held the slot before us
+            return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
+        result = make_media(source, content_hash, str(st.library_path / "thumbs"), (size,))
     with st.store.write() as conn:
         if result.error:
             conn.execute("UPDATE images SET media_error = ? WHERE id = ?", (result.error, row[0]))

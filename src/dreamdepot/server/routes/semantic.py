@@ -123,10 +123,11 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         result["error"] = None
         if st.settings.backend and not body.no_cache:
             from dreamdepot.generate.base import GenerateRequest
-            from dreamdepot.server.routes.generate import queue_for
+            from dreamdepot.server.routes.generate import queue_for, submit_or_422
 
             queue, wake = queue_for(st)
-            job = queue.submit(
+            job = submit_or_422(
+                queue,
                 GenerateRequest(
                     "txt2img",
                     body.prompt,
@@ -135,7 +136,7 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
                     width=body.width or 512,
                     height=body.height or 512,
                     model=body.model,
-                )
+                ),
             )
             wake.set()
             result["generated"] = {"job": job}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -98,16 +99,13 @@ def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
         ids = catalog_images.matching_ids(st.store.read(), body.q)
     else:
         ids = body.ids or []
-        known = (
-            {
-                r[0]
-                for r in st.store.read().execute(
-                    f"SELECT id FROM images WHERE id IN ({','.join('?' * len(ids))})", ids
-                )
-            }
-            if ids
-            else set()
-        )
+        known = {
+            r[0]
+            for r in st.store.read().execute(  # one parameter, however many ids
+                "SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),),
+            )
+        }
         unknown = sorted(set(ids) - known)
         if unknown:
             raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
