@@ -398,7 +398,7 @@ def test_generate_from_the_ui_shows_progress_and_lineage(
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)  # Playwright evaluates strings
         page.goto(srv.base + "/")
         page.wait_for_selector(".tile")
         page.dblclick(".tile")

@@ -35,6 +35,17 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _files(lib: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM files").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> None:
     root, lib = tmp_path / "pics", tmp_path / "lib"
     n = 20000
@@ -55,7 +66,13 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        time.sleep(rng.uniform(0.4, 1.2))
+        # kill at a random moment after this run has committed something new, so the kill
+        # lands mid-scan however long start-up takes on a loaded machine
+        before = progress[-1] if progress else 0
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _files(lib) <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         conn = sqlite3.connect(lib / "catalog.sqlite")

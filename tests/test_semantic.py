@@ -236,7 +236,7 @@ def test_dream_page_and_prompt_variants_in_the_browser(cli: Cli, library: Path) 
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=True)  # Playwright evaluates strings
         page.goto(srv.base + "/#/dream")
         page.fill("#dream-prompt", "masterpiece, a bowl of ramen, food photography, steam rising")
         page.wait_for_selector("#dream-suggest div")  # suggestions while typing

@@ -84,7 +84,10 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(big_library: Path, browser: Any) -> Iterator[tuple[Any, str]]:
     with Server(big_library) as srv:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 800},
+            bypass_csp=True,  # Playwright's wait_for_function evaluates strings; the app
+        )  # itself runs under its CSP in tests/security/test_security_web.py
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))

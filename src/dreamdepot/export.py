@@ -66,9 +66,7 @@ def write_jsonl(conn: sqlite3.Connection, query: str, out: TextIO) -> int:
     return n
 
 
-def write_csv(
-    conn: sqlite3.Connection, query: str, out: TextIO, for_terminal: bool = False
-) -> int:
+def write_csv(conn: sqlite3.Connection, query: str, out: TextIO, for_terminal: bool = False) -> int:
     """CSV of the matches; formula-looking cells defused. CSV has no escapes, so only when
     ``for_terminal`` (standard output is a terminal) are control characters made visible."""
     w = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")

@@ -24,7 +24,8 @@ INFOTEXT = f"a fox {ESCAPES}\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1
 def hostile_library(cli: Cli, tmp_path: Path) -> Cli:
     pics = tmp_path / "pics"
     png(pics / "evil\x1b]0;title\x07.png", {"parameters": INFOTEXT})
-    png(pics / "formula.png", {"parameters": '=HYPERLINK("http://x","y")\nSteps: 20, CFG scale: 7, Seed: 2'})
+    params = "\nSteps: 20, CFG scale: 7, Seed: 2"
+    png(pics / "formula.png", {"parameters": '=HYPERLINK("http://x","y")' + params})
     png(pics / "at.png", {"parameters": "@SUM(A1:A9)\nSteps: 20, CFG scale: 7, Seed: 3"})
     cli("add", str(pics))
     return cli
@@ -57,7 +58,7 @@ def test_csv_export_defuses_formulas(hostile_library: Cli) -> None:
     out = hostile_library("export", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     prompts = sorted(r["prompt"] for r in rows)
-    assert "'=HYPERLINK(\"http://x\",\"y\")" in prompts and "'@SUM(A1:A9)" in prompts
+    assert '\'=HYPERLINK("http://x","y")' in prompts and "'@SUM(A1:A9)" in prompts
     assert not any(r["prompt"].startswith(("=", "@", "+")) for r in rows)
 
 

@@ -152,6 +152,34 @@ def test_a_cross_origin_form_and_text_plain_fetch_are_refused(
     assert conn.execute("SELECT count(*) FROM tags WHERE name = 'pwned'").fetchone()[0] == 0
 
 
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium missing")
+def test_the_ui_runs_under_its_own_csp(served: Server) -> None:
+    """No bypass here: the page, its script, placeholders (data: URIs) and AVIF thumbnails
+    all work under the policy, and the browser reports no violation."""
+    from playwright.sync_api import sync_playwright
+
+    with served as srv, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if "Content Security" in m.text
+                else None)  # fmt: skip
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(srv.base + "/")
+        page.wait_for_selector(".tile img.loaded", timeout=20_000)
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Space")
+        page.wait_for_selector("#detail:not([hidden])", timeout=10_000)
+        page.goto(srv.base + "/#/prompts")
+        page.wait_for_timeout(500)
+        browser.close()
+    assert problems == [], problems
+
+
 def test_only_indexed_images_are_served_and_never_as_pages(served: Server) -> None:
     with served as srv, httpx.Client(base_url=srv.base) as c:
         for name in (".env", ".ssh/id_rsa", "notes.txt", "page.html", "logo.svg", "fake.png"):
