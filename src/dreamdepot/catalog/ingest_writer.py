@@ -4,10 +4,17 @@ Identity is by content: a probe whose content hash is already known links its fi
 that image (a copy, a move or a rename keeps tags, rating and history). A file whose
 content changed in place moves to a new image, and the user's tags, rating and favourite
 follow it when nothing else still holds the old content.
+
+The content hash is sampled (media/identity.py), so two different files can share it. The
+pipeline reads the whole file whenever a sampled hash is already taken and passes its full
+hash in the probe: a link is made only when the full hashes agree; when they differ the file
+gets an image of its own, keyed by :func:`distinct_key`. A known path whose file changed but
+kept its samples (an equal-size in-place edit) refreshes its image's fields.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,13 +26,28 @@ _IMAGE_COLUMNS = (
     "content_hash", "bytes", "format", "width", "height", "created_at", "indexed_at",
     "generator", "generator_version", "model", "model_hash", "vae", "sampler", "scheduler",
     "steps", "cfg_scale", "seed", "denoise", "clip_skip", "prompt_id", "negative_prompt_id",
-    "loras", "params", "raw_metadata", "metadata_source", "metadata_error",
+    "loras", "params", "raw_metadata", "metadata_source", "metadata_error", "model_raw",
+    "full_hash",
 )  # fmt: skip
 _INSERT_IMAGE = (
     f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _IMAGE_COLUMNS)}) RETURNING id"
 )
 _FIELD_NAMES = _IMAGE_COLUMNS[7:19]
+_REFRESHED = (
+    *_IMAGE_COLUMNS[1:5],
+    *_IMAGE_COLUMNS[7:],
+)  # all but hash and dates
+
+
+def distinct_key(content_hash: str, full_hash: str) -> str:
+    """The key of an image whose sampled hash is another's: still 32 hex characters (URLs and
+    thumbnail names keep their shape), derived from both hashes so it is stable.
+
+    >>> len(distinct_key("ab" * 16, "cd" * 32)), distinct_key("a", "b") == distinct_key("a", "b")
+    (32, True)
+    """
+    return hashlib.blake2b(f"{content_hash}:{full_hash}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -109,12 +131,12 @@ class IngestWriter:
                         self._release(known.image_id, None)
                         del existing[p.rel_path]
                     continue
-                image_id = self._image_for(p, now, counts)
+                image_id = self._image_for(p, now, counts, known)
                 if known:
                     conn.execute(
                         "UPDATE files SET size = ?, mtime_ns = ?, image_id = ?, state = 'present',"
-                        " last_seen = ? WHERE id = ?",
-                        (p.size, p.mtime_ns, image_id, now, known.file_id),
+                        " last_seen = ?, full_hash = ? WHERE id = ?",
+                        (p.size, p.mtime_ns, image_id, now, p.full_hash, known.file_id),
                     )
                     counts.updated += 1
                     if known.image_id != image_id:
@@ -123,11 +145,12 @@ class IngestWriter:
                 else:
                     row = conn.execute(
                         "INSERT INTO files(root_id, rel_path, size, mtime_ns, image_id, state,"
-                        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'present', ?, ?) "
-                        "ON CONFLICT(root_id, rel_path) DO UPDATE SET size = excluded.size, "
-                        "mtime_ns = excluded.mtime_ns, image_id = excluded.image_id, "
-                        "state = 'present', last_seen = excluded.last_seen RETURNING id",
-                        (root_id, key, p.size, p.mtime_ns, image_id, now, now),
+                        " first_seen, last_seen, full_hash) VALUES (?, ?, ?, ?, ?, 'present', ?,"
+                        " ?, ?) ON CONFLICT(root_id, rel_path) DO UPDATE SET size = excluded.size,"
+                        " mtime_ns = excluded.mtime_ns, image_id = excluded.image_id, "
+                        "state = 'present', last_seen = excluded.last_seen, "
+                        "full_hash = excluded.full_hash RETURNING id",
+                        (root_id, key, p.size, p.mtime_ns, image_id, now, now, p.full_hash),
                     ).fetchone()
                     existing[p.rel_path] = Existing(int(row[0]), image_id)
                 if p.rel_path in error_paths:
@@ -143,24 +166,98 @@ class IngestWriter:
             raise
         return counts
 
-    def _image_for(self, p: Probe, now: float, counts: WriteCounts) -> int:
+    def _image_for(
+        self, p: Probe, now: float, counts: WriteCounts, known: Existing | None = None
+    ) -> int:
+        """The image this probe's content belongs to, made when there is none."""
+        assert p.content_hash is not None
+        key = p.content_hash
         row = self.conn.execute(
-            "SELECT id FROM images WHERE content_hash = ?", (p.content_hash,)
+            "SELECT id, full_hash FROM images WHERE content_hash = ?", (key,)
         ).fetchone()
+        if row is not None and p.full_hash and row[1] and row[1] != p.full_hash:
+            # same samples, different bytes: never the same image
+            key = distinct_key(p.content_hash, p.full_hash)
+            row = self.conn.execute(
+                "SELECT id, full_hash FROM images WHERE content_hash = ?", (key,)
+            ).fetchone()
         if row is not None:
+            image_id = int(row[0])
+            if known is not None and known.image_id == image_id and not row[1]:
+                # this path's file changed but kept its samples, and no other copy tells
+                # what the old bytes were: the file as it is now is the image
+                self._refresh(image_id, p)
+            elif p.full_hash and not row[1]:
+                self.conn.execute(
+                    "UPDATE images SET full_hash = ? WHERE id = ?", (p.full_hash, image_id)
+                )
             counts.linked += 1
-            return int(row[0])
+            return image_id
         created = p.mtime_ns / 1e9
+        counts.new_images += 1
+        return int(
+            self.conn.execute(_INSERT_IMAGE, (key, *self._values(p)[:4], created, now,
+                                              *self._values(p)[4:])).fetchone()[0]
+        )  # fmt: skip
+
+    def _values(self, p: Probe) -> tuple[object, ...]:
+        """The probe's values for every image column but the key and the two dates."""
         f = p.fields or {}
-        values = (
-            p.content_hash, p.size, p.format, p.width, p.height, created, now,
+        return (
+            p.size, p.format, p.width, p.height,
             *(f.get(name) for name in _FIELD_NAMES),
             self.prompt_id(p.prompt), self.prompt_id(p.negative_prompt),
             f.get("loras"), f.get("params"), f.get("raw_metadata"), f.get("metadata_source"),
-            p.metadata_error,
+            p.metadata_error, f.get("model_raw"), p.full_hash,
         )  # fmt: skip
-        counts.new_images += 1
-        return int(self.conn.execute(_INSERT_IMAGE, values).fetchone()[0])
+
+    def _refresh(self, image_id: int, p: Probe) -> None:
+        assignments = ", ".join(f"{c} = ?" for c in _REFRESHED)
+        self.conn.execute(
+            f"UPDATE images SET {assignments} WHERE id = ?", (*self._values(p), image_id)
+        )
+
+    def split_file(self, file_id: int, old_image: int, p: Probe) -> bool:
+        """Move one file to the image its own content belongs to (``p`` carries its full
+        hash), keeping the user's data on both images; False when it already is there."""
+        counts = WriteCounts()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            new_image = self._image_for(p, time.time(), counts)
+            if new_image != old_image:
+                self.conn.execute(
+                    "UPDATE files SET image_id = ? WHERE id = ?", (new_image, file_id)
+                )
+                self._copy_user_data(old_image, new_image)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self._prompt_ids.clear()
+            raise
+        return new_image != old_image
+
+    def _copy_user_data(self, old_image: int, new_image: int) -> None:
+        """Tags (with their sources), rating, favourite and albums of ``old_image`` also on
+        ``new_image`` (what the new image already has wins)."""
+        conn = self.conn
+        conn.execute(
+            "INSERT OR IGNORE INTO image_tags(tag_id, image_id, source, confidence, created_at)"
+            " SELECT tag_id, ?, source, confidence, created_at FROM image_tags"
+            " WHERE image_id = ?",
+            (new_image, old_image),
+        )
+        conn.execute(
+            "UPDATE images SET"
+            " rating = coalesce(rating, (SELECT rating FROM images WHERE id = :old)),"
+            " favorite = max(favorite, (SELECT favorite FROM images WHERE id = :old))"
+            " WHERE id = :new",
+            {"old": old_image, "new": new_image},
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO album_images(album_id, image_id, added_at) "
+            "SELECT album_id, ?, added_at FROM album_images WHERE image_id = ?",
+            (new_image, old_image),
+        )
 
     def _release(self, old_image: int, new_image: int | None) -> None:
         """The old image lost a file; if it has none left, hand its user data on and drop it
@@ -178,17 +275,5 @@ class IngestWriter:
                 conn.execute("DELETE FROM images WHERE id = ?", (old_image,))
             return
         if has_user_data:
-            conn.execute(
-                "INSERT OR IGNORE INTO image_tags(tag_id, image_id, source, confidence, created_at)"
-                " SELECT tag_id, ?, source, confidence, created_at FROM image_tags"
-                " WHERE image_id = ?",
-                (new_image, old_image),
-            )
-            conn.execute(
-                "UPDATE images SET"
-                " rating = coalesce(rating, (SELECT rating FROM images WHERE id = :old)),"
-                " favorite = max(favorite, (SELECT favorite FROM images WHERE id = :old))"
-                " WHERE id = :new",
-                {"old": old_image, "new": new_image},
-            )
+            self._copy_user_data(old_image, new_image)
         conn.execute("DELETE FROM images WHERE id = ?", (old_image,))

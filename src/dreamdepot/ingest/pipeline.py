@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -24,7 +25,7 @@ from typing import Protocol
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
 from dreamdepot.ingest.paths import from_db, to_db
-from dreamdepot.ingest.probe import Probe, probe_many
+from dreamdepot.ingest.probe import Probe, probe, probe_many
 from dreamdepot.ingest.scanner import WalkProblems, walk
 from dreamdepot.media.identity import full_hash
 from dreamdepot.media.thumbs import MediaResult, make_media
@@ -215,6 +216,7 @@ class Indexer:
         def flush() -> None:
             nonlocal buffer, last_commit
             if buffer:
+                self._confirm_identity(root, buffer)
                 stats.absorb(self.writer.apply(root.id, buffer, existing, error_paths))
                 stats.probed += len(buffer)
                 self.progress.advance(len(buffer))
@@ -249,6 +251,65 @@ class Indexer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _confirm_identity(self, root: Root, probes: list[Probe]) -> None:
+        """Read whole files where a sampled hash alone would decide identity: when it is
+        already in the catalog, or shared inside this batch. The writer then links a file to
+        an image only when the whole contents agree (outside any write transaction)."""
+        live = [p for p in probes if p.content_hash and p.error is None and not p.vanished]
+        if not live:
+            return
+        by_hash: dict[str, list[Probe]] = {}
+        for p in live:
+            by_hash.setdefault(p.content_hash or "", []).append(p)
+        known = {
+            r[0]: (r[1], r[2])
+            for r in self.catalog.conn.execute(
+                "SELECT content_hash, id, full_hash FROM images WHERE content_hash IN "
+                "(SELECT value FROM json_each(?))",
+                (json.dumps(list(by_hash)),),
+            )
+        }
+        for content_hash, group in by_hash.items():
+            image = known.get(content_hash)
+            if image is None and len(group) == 1:
+                continue  # new content: nothing to tell it from
+            reference = image[1] if image else None
+            if image is not None and reference is None:
+                reference = self._hash_other_copy(image[0], root, {p.rel_path for p in group})
+            if reference is None and len(group) == 1:
+                # the image's only file is this path (re-read) or gone (a move): nothing to
+                # compare with; a changed file at a known path refreshes its image instead
+                continue
+            for p in group:
+                try:
+                    p.full_hash = full_hash(os.path.join(root.path, p.rel_path))
+                except OSError:
+                    p.vanished = True
+
+    def _hash_other_copy(self, image_id: int, root: Root, paths: set[str]) -> str | None:
+        """The full hash of a present file of ``image_id`` other than ``paths`` (recorded on
+        the image and the file), or None when no such file can be read."""
+        for file_id, root_id, base, rel in self.catalog.conn.execute(
+            "SELECT f.id, f.root_id, r.path, f.rel_path FROM files f JOIN roots r ON "
+            "r.id = f.root_id WHERE f.image_id = ? AND f.state = 'present' ORDER BY f.id",
+            (image_id,),
+        ).fetchall():
+            rel_path = from_db(rel)
+            if root_id == root.id and rel_path in paths:
+                continue
+            try:
+                h = full_hash(os.path.join(base, rel_path))
+            except OSError:
+                continue
+            with self.catalog.transaction() as conn:
+                conn.execute("UPDATE files SET full_hash = ? WHERE id = ?", (h, file_id))
+                conn.execute(
+                    "UPDATE images SET full_hash = coalesce(full_hash, ?) WHERE id = ?",
+                    (h, image_id),
+                )
+            return h
+        return None
+
     def _record_moves(self) -> int:
         """A missing file whose image is present elsewhere was moved or renamed: drop it."""
         with self.catalog.transaction() as conn:
@@ -261,16 +322,16 @@ class Indexer:
     # -- background stage: full content hashes ---------------------------------------------
 
     def hash_pending(self, batch: int = 256) -> int:
-        """Fill ``images.full_hash`` (the whole file's BLAKE2b) where it is still missing.
+        """Fill the whole-file BLAKE2b of every present file that lacks one, then split any
+        image whose files disagree (two different files that shared a sampled hash).
 
         The first pass identifies images by a sampled hash so it stays bound by header
         reads; this stage reads whole files afterwards, in worker processes, and commits per
-        batch (resumable like the scan).
+        batch (resumable like the scan). Returns how many files were hashed.
         """
         rows = self.catalog.conn.execute(
-            "SELECT i.id, r.path, f.rel_path FROM images i JOIN files f ON f.id = "
-            "(SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1) "
-            "JOIN roots r ON r.id = f.root_id WHERE i.full_hash IS NULL"
+            "SELECT f.id, r.path, f.rel_path FROM files f JOIN roots r ON r.id = f.root_id "
+            "WHERE f.full_hash IS NULL AND f.state = 'present'"
         ).fetchall()
         work = [(r[0], os.path.join(r[1], from_db(r[2]))) for r in rows]
         if not work:
@@ -280,19 +341,43 @@ class Indexer:
 
         def write(results: list[tuple[int, str | None]]) -> None:
             nonlocal done
+            hashed = [(h, i) for i, h in results if h is not None]
             with self.catalog.transaction() as conn:
+                conn.executemany("UPDATE files SET full_hash = ? WHERE id = ?", hashed)
                 conn.executemany(
-                    "UPDATE images SET full_hash = ? WHERE id = ?",
-                    [(h, i) for i, h in results if h is not None],
+                    "UPDATE images SET full_hash = coalesce(full_hash, ?) WHERE id = "
+                    "(SELECT image_id FROM files WHERE id = ?)",
+                    hashed,
                 )
-            done += sum(1 for _, h in results if h is not None)
+            done += len(hashed)
             self.progress.advance(len(results))
 
         chunks = [work[i : i + batch] for i in range(0, len(work), batch)]
         small = self.workers <= 1 or len(work) < IN_PROCESS_BELOW
         for results in map_chunks(_hash_many, chunks, self.workers, in_process=small):
             write(results)
+        self.split_mismatched()
         return done
+
+    def split_mismatched(self) -> int:
+        """Give each file whose whole content differs from its image's an image of its own,
+        read afresh from the file, with the user's tags, rating, favourite and albums kept
+        on both. Returns how many files moved to a new image."""
+        rows = self.catalog.conn.execute(
+            "SELECT f.id, f.image_id, r.path, f.rel_path, f.full_hash FROM files f "
+            "JOIN images i ON i.id = f.image_id JOIN roots r ON r.id = f.root_id "
+            "WHERE f.state = 'present' AND f.full_hash IS NOT NULL "
+            "AND i.full_hash IS NOT NULL AND f.full_hash != i.full_hash"
+        ).fetchall()
+        moved = 0
+        for file_id, image_id, root_path, rel, file_hash in rows:
+            p = probe(root_path, from_db(rel), self.stealth_check)
+            if p.error is not None or p.vanished or p.content_hash is None:
+                continue  # the next scan re-reads it
+            p.full_hash = file_hash
+            if self.writer.split_file(file_id, image_id, p):
+                moved += 1
+        return moved
 
     # -- background stage: thumbnails, placeholders, perceptual hashes ----------------------
 
@@ -382,11 +467,11 @@ def _media_many(
 
 def _hash_many(items: list[tuple[int, str]]) -> list[tuple[int, str | None]]:
     out: list[tuple[int, str | None]] = []
-    for image_id, path in items:
+    for file_id, path in items:
         try:
-            out.append((image_id, full_hash(path)))
+            out.append((file_id, full_hash(path)))
         except OSError:
-            out.append((image_id, None))  # vanished or unreadable: the next scan will tell
+            out.append((file_id, None))  # vanished or unreadable: the next scan will tell
     return out
 
 

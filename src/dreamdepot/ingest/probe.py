@@ -13,7 +13,7 @@ from typing import Any
 
 from dreamdepot.errors import CorruptImageError, MetadataError, UnsupportedImageError
 from dreamdepot.ingest.metadata.containers import read_container
-from dreamdepot.ingest.metadata.model import Generation
+from dreamdepot.ingest.metadata.model import Generation, model_name
 from dreamdepot.ingest.metadata.registry import generation_from_container
 from dreamdepot.media.identity import sampled_hash
 
@@ -39,6 +39,7 @@ class Probe:
     negative_prompt: str | None = None
     fields: dict[str, Any] | None = None
     metadata_error: str | None = None
+    full_hash: str | None = None  # only when identity had to be confirmed (ingest pipeline)
 
 
 def probe(root: str, rel_path: str, stealth_check: bool = True) -> Probe:
@@ -125,7 +126,8 @@ def _fill(p: Probe, g: Generation) -> None:
     p.fields = {
         "generator": g.generator,
         "generator_version": g.generator_version,
-        "model": g.model,
+        "model": model_name(g.model),
+        "model_raw": g.model,
         "model_hash": g.model_hash,
         "vae": g.vae,
         "sampler": g.sampler,

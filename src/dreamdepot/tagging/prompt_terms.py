@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dreamdepot.ingest.metadata.model import model_name
 from dreamdepot.tagging.base import Proposal, Subject
 
 _WEIGHTED = re.compile(r"\(([^():]+):\s*-?\d+(?:\.\d+)?\)")
@@ -51,7 +52,7 @@ def prompt_segments(prompt: str) -> list[str]:
 
 class PromptTermsTagger:
     name = "prompt"
-    version = "1"
+    version = "2"  # 2: model and LoRA names keep their version dots
     needs_pixels = False
 
     def __init__(self, synonyms: dict[str, str] | None = None) -> None:
@@ -59,11 +60,11 @@ class PromptTermsTagger:
 
     def tag(self, subject: Subject) -> list[Proposal]:
         tags: list[str] = []
-        for lora in subject.loras:
-            if lora.get("name"):
-                tags.append(f"lora:{Path(str(lora['name'])).stem}")
-        if subject.model:
-            tags.append(f"model:{Path(subject.model.replace(chr(92), '/')).stem}")
+        for lora in subject.loras:  # names as model_name gives them: "v1.5" stays whole
+            if name := model_name(str(lora.get("name") or "")):
+                tags.append(f"lora:{name}")
+        if name := model_name(subject.model):
+            tags.append(f"model:{name}")
         for seg in prompt_segments(subject.prompt or ""):
             tags.append(self.synonyms.get(seg, seg))
         seen: list[str] = []

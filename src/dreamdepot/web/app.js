@@ -473,7 +473,8 @@ async function openDetail(id) {
   const infotext = await api(`/api/images/${id}/infotext`).then((r) => r.infotext).catch(() => "");
   const params = [
     ["Generator", [d.generator, d.generator_version].filter(Boolean).join(" ")],
-    ["Model", d.model], ["Model hash", d.model_hash], ["VAE", d.vae],
+    ["Model", d.model], ["Model file", d.model_raw && d.model_raw !== d.model ? d.model_raw : null],
+    ["Model hash", d.model_hash], ["VAE", d.vae],
     ["Sampler", d.sampler], ["Scheduler", d.scheduler], ["Steps", d.steps],
     ["CFG scale", d.cfg_scale], ["Seed", d.seed ?? d.params?.seed], ["Size", `${d.width}×${d.height}`],
     ["Denoise", d.denoise], ["Clip skip", d.clip_skip], ["Format", d.format],

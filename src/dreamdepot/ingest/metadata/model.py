@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+MODEL_EXTENSIONS = re.compile(r"\.(safetensors|ckpt|gguf|pt|pth|bin|sft)$", re.IGNORECASE)
+
+
+def model_name(raw: str | None) -> str | None:
+    r"""One identity for a checkpoint however a generator names it: folder and file extension
+    stripped (the version dots inside the name kept). The catalog's migration 0008 applies the
+    same rules in SQL to existing rows.
+
+    >>> model_name("sd_xl_base_1.0.safetensors"), model_name("SDXL\\sd_xl_base_1.0.ckpt")
+    ('sd_xl_base_1.0', 'sd_xl_base_1.0')
+    >>> model_name("NovelAI Diffusion V4.5"), model_name("  "), model_name(None)
+    ('NovelAI Diffusion V4.5', None, None)
+    """
+    if raw is None:
+        return None
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = MODEL_EXTENSIONS.sub("", name).strip()
+    return name or None
 
 
 @dataclass
