@@ -7,6 +7,7 @@ the position. Route handlers stay thin: they call catalog functions.
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from dreamdepot.server.events import EventBus
 from dreamdepot.server.security import SecurityMiddleware
 from dreamdepot.server.store import Store
 
+log = logging.getLogger("dreamdepot.server")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TOKEN_COOKIE = "dreamdepot_token"
 
@@ -41,8 +43,17 @@ class AppState:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self, target: Any, name: str, *args: Any) -> threading.Thread:
-        """Run background work in a thread that shutdown() waits for."""
-        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        """Run background work in a thread that shutdown() waits for; a failure is logged
+        (and is expected, and quiet, once shutdown has stopped the worker pools)."""
+
+        def run() -> None:
+            try:
+                target(*args)
+            except Exception:
+                if not self.stop.is_set():
+                    log.exception("background work %s failed", name)
+
+        t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self.background = [b for b in self.background if b.is_alive()] + [t]
         return t
@@ -50,7 +61,10 @@ class AppState:
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop background work and wait for it: native thread pools (torch, onnxruntime)
         must not be torn down under a running stage when the process exits."""
+        from dreamdepot.workers import terminate_all
+
         self.stop.set()
+        terminate_all()  # forked stage workers end now, not after their stage
         deadline = time.monotonic() + timeout
         for t in list(self.background):
             t.join(max(0.0, deadline - time.monotonic()))
