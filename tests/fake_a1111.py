@@ -14,6 +14,7 @@ import base64
 import hashlib
 import io
 import json
+import random
 import threading
 import time
 from typing import Any
@@ -71,7 +72,7 @@ def make_app(auth: str | None = None, mode: str = "ok") -> FastAPI:
             time.sleep(STEP_SECONDS)
         state["progress"] = 0.0
         seed = int(payload.get("seed", -1))
-        seed = 1234567 if seed == -1 else seed
+        seed = random.randrange(2**32) if seed == -1 else seed  # as A1111: -1 is random
         seeds = [seed + i for i in range(n)]
         w, h = int(payload.get("width") or 512), int(payload.get("height") or 512)
         prompt = payload.get("prompt", "") + (" (interrupted)" if interrupted else "")

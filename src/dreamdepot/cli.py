@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -601,7 +602,7 @@ def _generate_now(
     lib: Library, req: Any, backend: str | None, url: str | None, auth: str | None
 ) -> dict[str, Any]:
     """Queue a request and run it in this process with a progress bar; the finished job."""
-    from dreamdepot.generate.jobs import JobQueue
+    from dreamdepot.generate.jobs import JobQueue, job_row
     from dreamdepot.generate.service import NoBackend, make_backend
 
     try:
@@ -623,6 +624,10 @@ def _generate_now(
 
             queue.notify = show
             job = queue.run(job_id)
+            while job.get("status") in ("queued", "running"):  # a server claimed it first
+                time.sleep(0.2)
+                job = job_row(queue.conn, job_id) or {}
+                progress.update(task, completed=float(job.get("progress") or 0) * 100)
     finally:
         queue.close()
     job["paths"] = [
@@ -810,20 +815,51 @@ def _image_ref(lib: Library, ref: str) -> int:
 
 
 @app.command()
-def jobs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Recent generation jobs and their state."""
-    from dreamdepot.generate.jobs import job_row
+def jobs(
+    job_id: Annotated[int | None, typer.Argument(help="One job to show.")] = None,
+    run: Annotated[
+        bool, typer.Option("--run", help="Run the queued jobs now, in this process.")
+    ] = False,
+    backend: BackendOption = None,
+    backend_url: BackendUrlOption = None,
+    api_auth: ApiAuthOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent generation jobs and their state. Jobs left running by a process that has
+    ended are queued again first (a running job of a live process is left alone)."""
+    from dreamdepot.generate.jobs import JobQueue, job_row, recover_jobs
 
     with open_library() as lib:
-        rows = [
-            job_row(lib.conn, r[0])
-            for r in lib.conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 50")
-        ]
+        recovered = recover_jobs(lib.catalog)
+        if recovered and not as_json:
+            console.print(f"{recovered} job(s) of ended processes queued again")
+        if run:
+            from dreamdepot.generate.service import NoBackend, make_backend
+
+            try:
+                engine = make_backend(lib.settings, backend, backend_url, api_auth)
+            except NoBackend as exc:
+                fail(str(exc), 2)
+            queue = JobQueue(lib.path, engine, lib.settings.max_batch)
+            try:
+                queue.run_pending()
+            finally:
+                queue.close()
+        if job_id is not None:
+            one = job_row(lib.conn, job_id)
+            if one is None:
+                fail(f"no job {job_id}", 2)
+            if as_json:
+                sys.stdout.write(json_text(one, default=str) + "\n")
+                return
+            rows = [one]
+        else:
+            ids = [r[0] for r in lib.conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 50")]
+            rows = [j for j in (job_row(lib.conn, i) for i in ids) if j is not None]
     if as_json:
         sys.stdout.write(json_text(rows, default=str) + "\n")
         return
     for j in rows:
-        assert j is not None
         console.print(
             f"#{j['id']} {j['kind']} {j['status']} {j['progress']:.0%} "
             f"{escape(j['request'].get('prompt', '')[:60])} {escape(j['error'] or '')}",

@@ -1,12 +1,29 @@
 """The persistent job queue: requests become rows in ``jobs``; one job at a time per back
 end; results are written under ``generated/`` with A1111-compatible ``parameters`` plus a
-``dreamdepot`` chunk (request, back end, parent, job), then ingested like any other file."""
+``dreamdepot`` chunk (request, back end, parent, job), then ingested like any other file.
+
+Exactly once, whatever dies when:
+
+- A job is *claimed* atomically (``queued`` → ``running`` with this process as ``owner``:
+  host, pid and the pid's start time), so two processes never run one job, and the owner
+  refreshes ``heartbeat_at`` while it runs.
+- :meth:`JobQueue.recover` (at server start, in ``dreamdepot jobs``) touches only running
+  jobs whose owner is gone — a dead pid on this host, or no heartbeat for
+  :data:`STALE_AFTER` seconds from another host; a live CLI job is left alone. A gone job
+  with ``cancel_requested`` ends ``cancelled``; otherwise it is queued again (failed after
+  :data:`MAX_ATTEMPTS`).
+- Results are keyed by job and index: the count is recorded before any file is written, the
+  files are named ``{job}-{index}.png`` and written atomically, and a job whose complete set
+  of result files already exists is finished from them instead of generating again.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -26,6 +43,42 @@ from dreamdepot.ingest.paths import from_db
 from dreamdepot.ingest.pipeline import Indexer, Root
 
 MAX_ATTEMPTS = 2
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER = 30.0  # a job from another host with no heartbeat for this long is orphaned
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat): a pid reused by a
+    later process has another one. None where /proc is not there or the pid is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid()) or time.time()}"
+
+
+def owner_alive(owner: str | None, heartbeat_at: float | None, now: float) -> bool:
+    """Whether the process named by ``owner`` may still be running its job."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname():  # another machine: only its heartbeat tells
+        return heartbeat_at is not None and now - heartbeat_at < STALE_AFTER
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    current = _start_time(pid)
+    return current is None or current == started
+
+
 Notify = Callable[[str, dict[str, Any]], None]
 
 
@@ -36,7 +89,37 @@ def job_row(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
     d = dict(row)
     d["request"] = json.loads(d["request"])
     d["image_ids"] = json.loads(d["image_ids"]) if d["image_ids"] else []
+    d["state"] = d["status"]  # the names service mode's workers use
+    d["worker"] = d["owner"]
     return d
+
+
+def recover_jobs(catalog: Catalog) -> int:
+    """Re-queue running jobs whose owner is gone (see the module docstring); returns how many
+    jobs it changed. Needs no back end, so ``dreamdepot jobs`` runs it too."""
+    now = time.time()
+    changed = 0
+    rows = catalog.conn.execute(
+        "SELECT id, owner, heartbeat_at, attempts, cancel_requested FROM jobs "
+        "WHERE status = 'running'"
+    ).fetchall()
+    for job_id, owner, heartbeat, attempts, cancel in rows:
+        if owner == OWNER or owner_alive(owner, heartbeat, now):
+            continue
+        if cancel:
+            status, error = "cancelled", "cancelled; its process ended"
+        elif attempts >= MAX_ATTEMPTS:
+            status, error = "failed", "its process ended too often"
+        else:
+            status, error = "queued", "its process ended; queued again"
+        with catalog.transaction() as conn:
+            changed += conn.execute(
+                "UPDATE jobs SET status = ?, error = ?, owner = NULL, finished_at = "
+                "CASE WHEN ? = 'queued' THEN NULL ELSE ? END WHERE id = ? AND "
+                "status = 'running' AND owner IS ?",
+                (status, error, status, now, job_id, owner),
+            ).rowcount
+    return changed
 
 
 class JobQueue:
@@ -106,15 +189,8 @@ class JobQueue:
         return int(job_id)
 
     def recover(self) -> int:
-        """After a restart: a job left 'running' is queued again (or failed after retries)."""
-        with self.catalog.transaction() as conn:
-            n = conn.execute(
-                "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END,"
-                " error = CASE WHEN attempts >= ? THEN 'interrupted by a restart too often' "
-                "ELSE 'interrupted by a restart; queued again' END WHERE status = 'running'",
-                (MAX_ATTEMPTS, MAX_ATTEMPTS),
-            ).rowcount
-        return n
+        """Re-queue running jobs whose owner is gone; see :func:`recover_jobs`."""
+        return recover_jobs(self.catalog)
 
     def cancel(self, job_id: int) -> bool:
         with self.catalog.transaction() as conn:
@@ -153,29 +229,65 @@ class JobQueue:
             ran += 1
         return ran
 
+    def _claim(self, job_id: int) -> bool:
+        """queued → running, owned by this process; False when another process got it."""
+        with self.catalog.transaction() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
+                    " progress = 0, owner = ?, heartbeat_at = ? WHERE id = ? AND "
+                    "status = 'queued'",
+                    (time.time(), OWNER, time.time(), job_id),
+                ).rowcount
+            )
+
+    @contextlib.contextmanager
+    def _heartbeat(self, job_id: int) -> Any:
+        """Refresh the job's heartbeat from a thread of its own while the body runs."""
+        done = threading.Event()
+
+        def beat() -> None:
+            cat = Catalog.open(self.library_dir / "catalog.sqlite")
+            try:
+                while not done.wait(HEARTBEAT_SECONDS):
+                    with contextlib.suppress(sqlite3.Error), cat.transaction() as conn:
+                        conn.execute(
+                            "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND owner = ?",
+                            (time.time(), job_id, OWNER),
+                        )
+            finally:
+                cat.close()
+
+        thread = threading.Thread(target=beat, name=f"dreamdepot-heartbeat-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(5)
+
     def run(self, job_id: int) -> dict[str, Any]:
         with self._lock:
             job = job_row(self.conn, job_id)
-            if job is None or job["status"] != "queued":
-                return job or {}
+            if job is None or job["status"] != "queued" or not self._claim(job_id):
+                return job_row(self.conn, job_id) or {}
             req = GenerateRequest(**job["request"])
-            with self.catalog.transaction() as conn:
-                conn.execute(
-                    "UPDATE jobs SET status = 'running', started_at = ?, attempts = "
-                    "attempts + 1, progress = 0 WHERE id = ?",
-                    (time.time(), job_id),
-                )
             self.notify("job", {"id": job_id, "status": "running", "progress": 0.0})
 
             def on_progress(value: float) -> None:
                 self.notify("job", {"id": job_id, "status": "running", "progress": value})
 
+            seconds = 0.0
             try:
-                result = self._generate(req, on_progress)
-                if self._cancel_requested(job_id):
-                    self._finish(job_id, "cancelled", "cancelled while running")
-                    return job_row(self.conn, job_id) or {}
-                image_ids = self._store(job_id, req, result)
+                with self._heartbeat(job_id):
+                    image_ids = self._stored_results(job_id, req)
+                    if image_ids is None:  # nothing stored by an earlier attempt: generate
+                        result = self._generate(req, on_progress)
+                        seconds = result.seconds
+                        if self._cancel_requested(job_id):
+                            self._finish(job_id, "cancelled", "cancelled while running")
+                            return job_row(self.conn, job_id) or {}
+                        image_ids = self._store(job_id, req, result)
             except BackendError as exc:
                 status = "cancelled" if self._cancel_requested(job_id) else "failed"
                 self._finish(job_id, status, str(exc))
@@ -186,8 +298,9 @@ class JobQueue:
             with self.catalog.transaction() as conn:
                 conn.execute(
                     "UPDATE jobs SET status = 'done', progress = 1, finished_at = ?, "
-                    "image_ids = ?, backend_seconds = ? WHERE id = ?",
-                    (time.time(), json.dumps(image_ids), result.seconds, job_id),
+                    "image_ids = ?, backend_seconds = coalesce(backend_seconds, ?), "
+                    "owner = NULL WHERE id = ?",
+                    (time.time(), json.dumps(image_ids), seconds, job_id),
                 )
             self.notify(
                 "job", {"id": job_id, "status": "done", "progress": 1.0, "image_ids": image_ids}
@@ -203,7 +316,7 @@ class JobQueue:
     def _finish(self, job_id: int, status: str, error: str) -> None:
         with self.catalog.transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, owner = NULL WHERE id = ?",
                 (status, error, time.time(), job_id),
             )
         self.notify("job", {"id": job_id, "status": status, "error": error})
@@ -230,11 +343,34 @@ class JobQueue:
 
     # -- writing and ingesting ----------------------------------------------------------------
 
+    def _result_paths(self, job_id: int, count: int) -> list[str]:
+        """Where result ``i`` of a job lives, relative to ``generated/``: fixed by the job's
+        creation date and the index, so every attempt writes the same files."""
+        row = self.conn.execute("SELECT created_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        day = date.fromtimestamp(row[0] if row else time.time()).isoformat()
+        return [f"{day}/{job_id:06d}-{i}.png" for i in range(count)]
+
+    def _stored_results(self, job_id: int, req: GenerateRequest) -> list[int] | None:
+        """The image ids of a complete set of results an earlier attempt wrote (indexed and
+        linked now if the attempt died before), or None when there is none."""
+        row = self.conn.execute("SELECT result_count FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        rel_paths = self._result_paths(job_id, int(row[0]))
+        folder = self.library_dir / "generated"
+        if not all((folder / rel).is_file() for rel in rel_paths):
+            return None
+        return self._link(job_id, req, rel_paths)
+
     def _store(self, job_id: int, req: GenerateRequest, result: BackendResult) -> list[int]:
-        folder = self.library_dir / "generated" / date.today().isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        root = self._generated_root()
-        rel_paths = []
+        if not result.images:
+            raise BackendError("the back end returned no images")
+        with self.catalog.transaction() as conn:  # before any file: recovery can tell a set
+            conn.execute(
+                "UPDATE jobs SET result_count = ?, backend_seconds = ? WHERE id = ?",
+                (len(result.images), result.seconds, job_id),
+            )
+        rel_paths = self._result_paths(job_id, len(result.images))
         per_image = result.seconds / max(1, len(result.images))
         for i, img in enumerate(result.images):
             with Image.open(io.BytesIO(img.data)) as im:
@@ -261,6 +397,7 @@ class JobQueue:
                 json.dumps(
                     {
                         "job": job_id,
+                        "index": i,
                         "backend": self.backend.name,
                         "request": req.to_dict(),
                         "parent_id": req.parent_id,
@@ -269,11 +406,16 @@ class JobQueue:
                     }
                 ),
             )
-            name = f"{job_id:06d}-{i}-{seed if seed is not None else 'x'}.png"
-            tmp = folder / f".{name}.part"
+            target = self.library_dir / "generated" / rel_paths[i]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
             pixels.save(tmp, "PNG", pnginfo=info)
-            tmp.replace(folder / name)
-            rel_paths.append(f"{folder.name}/{name}")
+            tmp.replace(target)  # atomic: a file under its final name is complete
+        return self._link(job_id, req, rel_paths)
+
+    def _link(self, job_id: int, req: GenerateRequest, rel_paths: list[str]) -> list[int]:
+        """Index the result files and key their images by (job, index), with lineage."""
+        root = self._generated_root()
         indexer = Indexer(self.catalog, workers=1)
         _, probes = indexer.index_paths(root, rel_paths)
         failed = [p.rel_path for p in probes if p.error]
@@ -281,13 +423,15 @@ class JobQueue:
             raise BackendError(f"generated files could not be indexed: {failed}")
         ids = []
         with self.catalog.transaction() as conn:
-            for p in probes:
+            conn.execute("UPDATE images SET job_index = NULL WHERE job_id = ?", (job_id,))
+            for index, rel in enumerate(rel_paths):
                 row = conn.execute(
-                    "SELECT id FROM images WHERE content_hash = ?", (p.content_hash,)
+                    "SELECT image_id FROM files WHERE root_id = ? AND rel_path = ?",
+                    (root.id, rel),
                 ).fetchone()
                 conn.execute(
-                    "UPDATE images SET parent_id = ?, job_id = ? WHERE id = ?",
-                    (req.parent_id, job_id, row[0]),
+                    "UPDATE images SET parent_id = ?, job_id = ?, job_index = ? WHERE id = ?",
+                    (req.parent_id, job_id, index, row[0]),
                 )
                 ids.append(int(row[0]))
         return ids

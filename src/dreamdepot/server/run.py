@@ -66,6 +66,15 @@ def run_server(
     app = create_app(library_path, token=token)
     st = app.state.dd
     st.start(after_indexing, "dreamdepot-stages", st)
+    if st.settings.backend:  # recover jobs of ended processes now, not at the first request
+        from fastapi import HTTPException
+
+        from dreamdepot.server.routes.generate import queue_for
+
+        try:
+            queue_for(st)
+        except HTTPException as exc:
+            print(f"generation is unavailable: {exc.detail}", flush=True)
     if watch:
         start_watcher(st)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"

@@ -29,3 +29,7 @@ UPDATE images SET model = NULL WHERE model = '';
 ALTER TABLE jobs ADD COLUMN owner TEXT;
 ALTER TABLE jobs ADD COLUMN heartbeat_at REAL;
 ALTER TABLE images ADD COLUMN job_index INTEGER;
+-- How many images the back end returned, recorded before any is written: recovery can tell a
+-- complete set of result files from a partial one.
+ALTER TABLE jobs ADD COLUMN result_count INTEGER;
+CREATE UNIQUE INDEX images_job_result ON images(job_id, job_index) WHERE job_index IS NOT NULL;
