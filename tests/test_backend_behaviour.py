@@ -220,3 +220,23 @@ def test_an_interrupted_a1111_job_stores_none_of_its_partial_images(
 def test_backend_error_is_typed() -> None:
     with pytest.raises(BackendError, match="unreachable"):
         ComfyUIBackend("http://127.0.0.1:9", timeout=1, retries=0).models()
+
+
+def test_model_is_checked_against_what_the_server_has(cli: Cli, tmp_path: Path) -> None:
+    with FakeA1111() as a1111:
+        a = ("--backend", "a1111", "--backend-url", a1111.url, "--no-cache", "--json")
+        ok = cli.json("generate", "x y", "--model", "v1-5-pruned-emaonly", *a)
+        assert ok["job"]["status"] == "done"
+        sent = a1111.calls[-1][1]["override_settings"]["sd_model_checkpoint"]
+        assert sent == "v1-5-pruned-emaonly.safetensors [6ce0161689]"  # the server's title
+        bad = cli("generate", "x y", "--model", "sdxl-nope", *a, expect=1)
+        assert "no checkpoint 'sdxl-nope'" in bad.stdout and "v1-5-pruned-emaonly" in bad.stdout
+    with FakeComfy() as fake:
+        out = comfy(cli, fake, "generate", "x", "--model", "v1-5-pruned-emaonly", "--size",
+                    "64x64", "--no-cache")  # fmt: skip
+        assert out["job"]["status"] == "done"  # the normalised name finds the file
+        assert fake.app.state.fake["prompts"][-1]["4"]["inputs"]["ckpt_name"] == (
+            "v1-5-pruned-emaonly.safetensors"
+        )
+        bad = comfy(cli, fake, "generate", "x", "--model", "nope", "--no-cache", expect=1)
+        assert "no checkpoint 'nope'" in bad.stdout

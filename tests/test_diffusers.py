@@ -87,3 +87,19 @@ def test_progress_per_step_and_cancel_mid_run(cli: Cli, tiny: Path) -> None:
         row = lib.conn.execute("SELECT status FROM jobs WHERE id = ?", (long,)).fetchone()
         assert row[0] == "cancelled"
         queue.close()
+
+
+def test_model_selects_the_diffusers_pipeline_by_path_or_name(
+    cli: Cli, tiny: Path, tmp_path: Path
+) -> None:
+    """`--model` is what users type for every back end (it used to be refused here)."""
+    common = ("--size", "64x64", "--steps", "2", "--no-cache", "--json")
+    out = cli.json("generate", "by path", "--backend", "diffusers", "--model", str(tiny), *common)
+    assert out["job"]["status"] == "done"
+    (cli.library_path / "dreamdepot.toml").write_text(f'models_dir = "{tiny.parent}"\n')
+    by_name = cli.json("generate", "by name", "--backend", "diffusers", "--model", tiny.name,
+                       *common)  # fmt: skip
+    assert by_name["job"]["status"] == "done"
+    unknown = cli("generate", "x", "--backend", "diffusers", "--model", "nope", *common,
+                  expect=2)  # fmt: skip
+    assert "no model 'nope'" in unknown.stderr and tiny.name in unknown.stderr

@@ -564,10 +564,11 @@ def autotag(
 
 
 BackendOption = Annotated[
-    str | None, typer.Option("--backend", help="Back end: a1111 or diffusers.")
+    str | None, typer.Option("--backend", help="Back end: a1111, comfyui or diffusers.")
 ]
 BackendUrlOption = Annotated[
-    str | None, typer.Option("--backend-url", help="A1111 URL, or the diffusers model path.")
+    str | None,
+    typer.Option("--backend-url", help="A1111 or ComfyUI URL (for diffusers, use --model)."),
 ]
 dev_app = typer.Typer(help="Tools for developers and tryouts.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
@@ -599,14 +600,19 @@ ApiAuthOption = Annotated[
 
 
 def _generate_now(
-    lib: Library, req: Any, backend: str | None, url: str | None, auth: str | None
+    lib: Library,
+    req: Any,
+    backend: str | None,
+    url: str | None,
+    auth: str | None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Queue a request and run it in this process with a progress bar; the finished job."""
     from dreamdepot.generate.jobs import JobQueue, job_row
     from dreamdepot.generate.service import NoBackend, make_backend
 
     try:
-        engine = make_backend(lib.settings, backend, url, auth)
+        engine = make_backend(lib.settings, backend, url, auth, model=model)
     except NoBackend as exc:
         fail(str(exc), 2)
     queue = JobQueue(lib.path, engine, lib.settings.max_batch)
@@ -669,7 +675,13 @@ def generate(
     cfg: Annotated[float, typer.Option(help="CFG scale.")] = 7.0,
     seed: Annotated[int, typer.Option(help="Seed (-1: random).")] = -1,
     size: Annotated[str, typer.Option(help="WxH.")] = "512x512",
-    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the back end's).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Checkpoint: an A1111 checkpoint title, a ComfyUI ckpt_name, or for diffusers "
+            "a folder, a .safetensors file or a name under models_dir (default: the back end's)."
+        ),
+    ] = None,
     negative: Annotated[str, typer.Option(help="Negative prompt.")] = "",
     sampler: Annotated[str | None, typer.Option(help="Sampler name.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Scheduler name (e.g. Karras).")] = None,
@@ -738,7 +750,7 @@ def generate(
             sampler=sampler,
             scheduler=scheduler,
         )
-        _print_job(_generate_now(lib, req, backend, backend_url, api_auth), as_json)
+        _print_job(_generate_now(lib, req, backend, backend_url, api_auth, model), as_json)
 
 
 @app.command()

@@ -55,6 +55,7 @@ stealth_check = true
 # diffusers_model = "/models/my-model"
 # diffusers_config = "/models/sd15-config"
 # diffusers_upscaler = "/models/stable-diffusion-x4-upscaler"
+# models_dir = "/models"   # --model NAME finds NAME/ (diffusers folder) or NAME.safetensors here
 # tag_synonyms = "tag-synonyms.txt"   # lines of "alias = canonical", for prompt tags
 
 [server]
@@ -106,6 +107,7 @@ class Settings:
     diffusers_model: str | None = None
     diffusers_config: str | None = None
     diffusers_upscaler: str | None = None
+    models_dir: str | None = None
     device: str | None = None
     backend_retries: int = 2
     backend_timeout: float = 600.0
@@ -122,6 +124,7 @@ PATH_SETTINGS = (
     "diffusers_model",
     "diffusers_config",
     "diffusers_upscaler",
+    "models_dir",
 )
 
 

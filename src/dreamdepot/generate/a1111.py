@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 
-from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
+from dreamdepot.generate.base import (
+    BackendError,
+    BackendResult,
+    GeneratedImage,
+    GenerateRequest,
+    resolve_model,
+)
 from dreamdepot.generate.http import RETRY_STATUSES, error_text, request
 
 POLL_SECONDS = 0.5
@@ -82,6 +88,25 @@ class A1111Backend:
     def cancel(self) -> None:
         self._call("POST", "/sdapi/v1/interrupt")
 
+    def _checkpoint(self, wanted: str) -> str:
+        """The sd-models title for ``wanted`` (a title, a model_name or a file name)."""
+        items = [m for m in self._call("GET", "/sdapi/v1/sd-models") if isinstance(m, dict)]
+        names = [str(m.get("title") or m.get("model_name")) for m in items]
+        by_short = {str(m.get("model_name")): str(m.get("title")) for m in items}
+        if wanted in by_short:
+            return by_short[wanted]
+        return resolve_model(wanted, names, "A1111")
+
+    def _model_for(self, req: GenerateRequest) -> str | None:
+        if not req.model:
+            return None
+        try:
+            return self._checkpoint(req.model)
+        except BackendError:
+            if req.model_from_source:  # the source image's model is not here: use the current
+                return None
+            raise
+
     def _payload(self, req: GenerateRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "prompt": req.prompt, "negative_prompt": req.negative_prompt, "seed": req.seed,
@@ -93,8 +118,9 @@ class A1111Backend:
             payload["sampler_name"] = req.sampler
         if req.scheduler:
             payload["scheduler"] = req.scheduler
-        if req.model:
-            payload["override_settings"] = {"sd_model_checkpoint": req.model}
+        checkpoint = self._model_for(req)
+        if checkpoint:
+            payload["override_settings"] = {"sd_model_checkpoint": checkpoint}
             payload["override_settings_restore_afterwards"] = True
         return payload
 

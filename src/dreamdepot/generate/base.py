@@ -39,6 +39,9 @@ class GenerateRequest:
     upscaler: str | None = None
     parent_id: int | None = None
     cache_key: str | None = None
+    # True when ``model`` was taken from the source image (variations, upscales) rather than
+    # typed: a server without that checkpoint then uses its own instead of failing
+    model_from_source: bool = False
 
     def validate(self, max_batch: int) -> None:
         """Reject bad parameters before anything is queued (names the field)."""
@@ -80,10 +83,34 @@ def request_for_image(detail: dict[str, Any], kind: str, **overrides: Any) -> Ge
         cfg_scale=detail.get("cfg_scale") or 7.0, width=snap(detail.get("width")),
         height=snap(detail.get("height")), model=detail.get("model"),
         sampler=detail.get("sampler"), parent_id=detail.get("id"),
+        model_from_source=bool(detail.get("model")),
     )  # fmt: skip
     for key, value in overrides.items():
         setattr(req, key, value)
     return req
+
+
+def resolve_model(wanted: str, available: list[str], service: str) -> str:
+    """The server's own name for ``wanted``: an exact name, or one whose normalised form
+    (folder, extension and A1111's ``[hash]`` suffix stripped) matches; otherwise an error
+    listing what the server has.
+
+    >>> resolve_model("sd_xl_base_1.0", ["SDXL/sd_xl_base_1.0.safetensors"], "ComfyUI")
+    'SDXL/sd_xl_base_1.0.safetensors'
+    """
+    from dreamdepot.ingest.metadata.model import model_name
+
+    if wanted in available:
+        return wanted
+
+    def norm(name: str) -> str:
+        return (model_name(name.split(" [")[0]) or name).lower()
+
+    matches = [a for a in available if norm(a) == norm(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(available[:30]) or "none"
+    raise BackendError(f"{service} has no checkpoint {wanted!r}; available: {listed}")
 
 
 @dataclass

@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from dreamdepot.generate.base import BackendError, BackendResult, GeneratedImage, GenerateRequest
+from dreamdepot.generate.base import (
+    BackendError,
+    BackendResult,
+    GeneratedImage,
+    GenerateRequest,
+    resolve_model,
+)
 from dreamdepot.generate.http import RETRY_STATUSES, error_text, request
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -155,8 +161,17 @@ class ComfyUIBackend:
             "upscaler": req.upscaler or "4x-UltraSharp.pth",
         }
         if "model" in needed:
-            values["model"] = req.model or self._default_model()
+            values["model"] = self._model_for(req)
         return values
+
+    def _model_for(self, req: GenerateRequest) -> str:
+        if req.model:
+            try:
+                return resolve_model(req.model, self.models(), "ComfyUI")
+            except BackendError:
+                if not req.model_from_source:  # typed by the user: it must exist
+                    raise
+        return self._default_model()
 
     def _default_model(self) -> str:
         available = self.models()
