@@ -284,3 +284,30 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "without an access token" in result.stderr
+
+
+def test_partial_tag_counts_count_exactly_the_sample(tmp_path: Path) -> None:
+    """Over COUNT_SAMPLE matches, counts are over the newest COUNT_SAMPLE images: not one
+    more (the extra row only tells that there were more)."""
+
+    from dreamdepot.catalog import tags as catalog_tags
+    from dreamdepot.catalog.db import connect
+    from dreamdepot.catalog.query import parse
+
+    conn = connect(tmp_path / "catalog.sqlite")
+    n = catalog_tags.COUNT_SAMPLE + 5
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO images(content_hash, bytes, format, width, height, created_at, indexed_at,"
+        " steps) VALUES (?, 1, 'png', 1, 1, ?, 0, 20)",
+        [(f"h{i}", float(i)) for i in range(n)],
+    )
+    tid = catalog_tags.tag_id(conn, "everywhere")
+    conn.executemany(
+        "INSERT INTO image_tags(tag_id, image_id, source, created_at) VALUES (?, ?, 'user', 0)",
+        [(tid, i + 1) for i in range(n)],
+    )
+    conn.execute("COMMIT")
+    result = catalog_tags.tag_counts(conn, parse("steps:20"))
+    assert result["partial"] and result["sample"] == catalog_tags.COUNT_SAMPLE
+    assert result["tags"][0]["count"] == catalog_tags.COUNT_SAMPLE

@@ -114,11 +114,13 @@ def tag_counts(
 
     def build(where: str) -> str:
         return (
-            "WITH s AS MATERIALIZED (SELECT images.id FROM images WHERE "
+            # one row beyond the sample says there were more; the counts use the sample only
+            "WITH s AS MATERIALIZED (SELECT images.id, images.created_at FROM images WHERE "
             f"{where} ORDER BY images.created_at DESC, images.id DESC LIMIT {COUNT_SAMPLE + 1}) "
             "SELECT t.name, t.kind, count(*) AS count, (SELECT count(*) FROM s) AS sampled "
             "FROM image_tags it JOIN tags t ON t.id = it.tag_id "
-            "WHERE it.image_id IN (SELECT id FROM s) "
+            "WHERE it.image_id IN (SELECT id FROM s ORDER BY created_at DESC, id DESC "
+            f"LIMIT {COUNT_SAMPLE}) "
             "GROUP BY it.tag_id ORDER BY count DESC, t.name LIMIT ?"
         )
 

@@ -12,12 +12,14 @@ import gzip
 import io
 import zlib
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dreamdepot.errors import MetadataError
 from dreamdepot.ingest.metadata.containers import Container
 from dreamdepot.ingest.metadata.model import Generation
+
+if TYPE_CHECKING:  # numpy is imported where pixels are read: start-up stays light
+    import numpy as np
 
 _MAGICS = {
     b"stealth_pnginfo": ("alpha", False),
@@ -38,6 +40,8 @@ def extract_bits(pixels: np.ndarray, mode: str) -> np.ndarray:
 
 def decode_stealth(pixels: np.ndarray) -> tuple[str, str] | None:
     """Return (magic, payload text) or None when the image carries no stealth data."""
+    import numpy as np
+
     if pixels.ndim != 3 or pixels.shape[2] < 3:
         return None
     modes = ["alpha", "rgb"] if pixels.shape[2] == 4 else ["rgb"]
@@ -76,6 +80,7 @@ def _gunzip(data: bytes) -> bytes:
 
 
 def read_pixels(path: Path) -> np.ndarray | None:
+    import numpy as np
     from PIL import Image
 
     with Image.open(path) as im:

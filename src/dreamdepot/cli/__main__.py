@@ -1,0 +1,5 @@
+"""`python -m dreamdepot.cli`."""
+
+from dreamdepot.cli import main
+
+main()
