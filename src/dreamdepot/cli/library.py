@@ -194,13 +194,24 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 "SELECT id, media_error FROM images WHERE media_error IS NOT NULL"
             )
         ]
+        unresolved = [  # ComfyUI nodes on the prompt's path whose text is not in the file
+            {
+                "id": r["id"],
+                "path": (catalog_images.paths_of(lib.conn, r["id"]) or [{}])[0].get("path"),
+                "nodes": json.loads(r["nodes"]),
+            }
+            for r in lib.conn.execute(
+                "SELECT id, json_extract(params, '$.unresolved') AS nodes FROM images "
+                "WHERE params LIKE '%\"unresolved\"%' AND nodes IS NOT NULL"
+            )
+        ]
         offline = [r.path for r in lib.roots() if not r.online]
     if as_json:
         report = {"unreadable": errors, "metadata": warnings, "pixels": pixels,
-                  "offline_roots": offline}  # fmt: skip
+                  "unresolved": unresolved, "offline_roots": offline}  # fmt: skip
         sys.stdout.write(json_text(report) + "\n")
         return
-    if not errors and not warnings and not pixels and not offline:
+    if not errors and not warnings and not pixels and not unresolved and not offline:
         console.print("All files were read. Nothing to report.")
         return
     for e in errors:
@@ -215,6 +226,12 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for p in pixels:
         console.print(
             f"[red]pixels[/] {escape(str(p['path']))}: {escape(str(p['reason']))}",
+            highlight=False,
+        )
+    for u in unresolved:
+        console.print(
+            f"[yellow]unresolved[/] {escape(str(u['path']))}: prompt text made at run time by "
+            f"{escape(', '.join(u['nodes']))}",
             highlight=False,
         )
     for path in offline:
@@ -275,6 +292,8 @@ def inspect(
         ]
         data.update({k: v for k, v in extra.items() if v not in (None, [], {})})
         data["raw"] = full["raw"]
+        if g.params.get("unresolved"):  # graph nodes whose values are only known at run time
+            data["unresolved"] = g.params["unresolved"]
     if as_json:
         sys.stdout.write(json_text(data, ensure_ascii=False, default=str) + "\n")
         return

@@ -4,8 +4,12 @@ A graph is ``{node_id: {"class_type", "inputs": {name: literal | [src_id, slot]}
 We start from the sampler nodes, follow ``positive``/``negative`` back through conditioning
 nodes to the text encoders, ``model`` back through LoRA and model-sampling nodes to the
 checkpoint, and ``sampler``/``sigmas``/``noise``/``guider`` links to the SamplerCustom
-family's helper nodes. The sampler that feeds the first output node is the main one;
-the others become passes.
+family's helper nodes.
+
+Which pass is the image's own: the sampler nearest the first output node ends the chain; its
+``latent_image`` is followed back to earlier samplers (through decode, upscale and encode
+nodes) and the **first** sampler of that chain gives the image's seed, steps, sampler and
+prompt, as A1111's infotext and every peer do; later samplers are ``hires`` passes beside it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ _TEXT_RESOLVE_KEYS = (
     "wildcard_text",
     "STRING",
 )
+# inputs that mark a node as generating text at run time (LLM prompt writers: TextGenerate,
+# TIPO, Florence, Ollama…): its output is not in the graph
+_GENERATOR_KEYS = ("max_length", "max_new_tokens", "max_tokens", "temperature", "top_p",
+                   "sampling_mode.temperature")  # fmt: skip
+_SWITCH_KEYS = ("switch", "boolean", "condition", "select_bool")
 _MODEL_KEYS = ("ckpt_name", "unet_name", "model_name", "gguf_name", "base_ckpt_name")
 _SINK_TYPES = ("SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "Image Save")
 
@@ -74,6 +83,12 @@ def is_link(value: Any) -> bool:
 class _Walker:
     def __init__(self, graph: dict[str, dict[str, Any]]) -> None:
         self.graph = graph
+        self.unresolved: list[str] = []  # "ClassType#id" of nodes whose text we cannot know
+
+    def _unresolved(self, nid: str) -> None:
+        label = f"{self.graph[nid].get('class_type', '?')}#{nid}"
+        if label not in self.unresolved:
+            self.unresolved.append(label)
 
     def node(self, ref: Any) -> tuple[str, dict[str, Any]] | None:
         if not is_link(ref):
@@ -117,23 +132,52 @@ class _Walker:
         return value
 
     def resolve_text(self, value: Any, seen: set[str] | None = None) -> str | None:
-        """A text input's string, following links through string and concat nodes."""
+        """A text input's string, following links by what each node does with its inputs:
+        a switch takes the branch its boolean selects (the other when that one is only known
+        at run time), a concatenation joins its parts with its delimiter, a node with one
+        linked input passes it on; an LLM writer yields None and is recorded as unresolved."""
         if isinstance(value, str):
             return value
         seen = set() if seen is None else seen
         found = self.node(value)
         if found is None or found[0] in seen or len(seen) > MAX_DEPTH:
             return None
-        seen.add(found[0])
-        ins = self.inputs(found[1])
+        nid, node = found
+        seen.add(nid)
+        ins = self.inputs(node)
+        if any(k in ins for k in _GENERATOR_KEYS):
+            self._unresolved(nid)
+            return None
+        if "on_true" in ins or "on_false" in ins:
+            flag = next((ins[k] for k in _SWITCH_KEYS if k in ins), True)
+            chosen = bool(self.resolve_scalar(flag, ("value", "boolean")))
+            first, other = ("on_true", "on_false") if chosen else ("on_false", "on_true")
+            for key in (first, other):
+                text = self.resolve_text(ins.get(key), set(seen))
+                if text is not None:
+                    return text
+            return None
         for k in _TEXT_RESOLVE_KEYS:
             if k in ins:
                 text = self.resolve_text(ins[k], seen)
                 if text is not None:
                     return text
-        parts = [self.resolve_text(v, seen) for k, v in ins.items() if k.startswith("text")]
-        joined = " ".join(p for p in parts if p)
-        return joined or None
+        parts_keys = [
+            k for k in ins if k.startswith(("text", "string")) and k != "string_delimiter"
+        ]
+        if parts_keys:
+            delimiter = ins.get("delimiter", ins.get("separator", " "))
+            delimiter = delimiter if isinstance(delimiter, str) else " "
+            parts = [self.resolve_text(ins[k], seen) for k in sorted(parts_keys)]
+            joined = delimiter.join(p for p in parts if p)
+            if joined:
+                return joined
+        links = [v for v in ins.values() if is_link(v)]
+        if len(links) == 1:  # reroute, preview, any pass-through node
+            return self.resolve_text(links[0], seen)
+        if links:
+            self._unresolved(nid)
+        return None
 
     def prompt_texts(self, ref: Any) -> list[str]:
         """Texts of every text encoder reachable back through conditioning links."""
@@ -167,7 +211,10 @@ class _Walker:
         return texts
 
     def _encoder_text(self, ins: dict[str, Any]) -> str | None:
-        if "clip" not in ins and not any(k in ins for k in ("t5xxl", "text_g")):
+        """The text of a node that encodes one: it takes a CLIP (under any input name —
+        ``clip``, rgthree's ``opt_clip``…) or has SDXL/SD3/FLUX text fields."""
+        takes_clip = any("clip" in k and is_link(v) for k, v in ins.items())
+        if not takes_clip and not any(k in ins for k in ("t5xxl", "text_g")):
             return None
         parts: list[str] = []
         for k in _TEXT_KEYS:
@@ -197,9 +244,21 @@ class _Walker:
                     loras.append(Resource(name, weight))
             nxt = ins.get("model")
             if not is_link(nxt):
+                nxt = self._pass_through(ins)
+            if nxt is None:
                 break
             cur = nxt
         return None, loras
+
+    def _pass_through(self, ins: dict[str, Any]) -> Any:
+        """The input a switch selects, or the only linked input of any other node."""
+        if "on_true" in ins or "on_false" in ins:
+            flag = next((ins[k] for k in _SWITCH_KEYS if k in ins), True)
+            chosen = "on_true" if self.resolve_scalar(flag, ("value", "boolean")) else "on_false"
+            other = "on_false" if chosen == "on_true" else "on_true"
+            return ins.get(chosen) if is_link(ins.get(chosen)) else ins.get(other)
+        links = [v for v in ins.values() if is_link(v)]
+        return links[0] if len(links) == 1 else None
 
     def sinks(self) -> list[str]:
         referenced: set[str] = set()
@@ -226,6 +285,32 @@ class _Walker:
                     seen.add(str(v[0]))
                     queue.append(str(v[0]))
         return None
+
+    def upstream_sampler(self, start: Any, samplers: set[str]) -> str | None:
+        """The nearest of ``samplers`` upstream of the link ``start`` (breadth first)."""
+        queue: deque[Any] = deque([start])
+        seen: set[str] = set()
+        while queue:
+            found = self.node(queue.popleft())
+            if found is None or found[0] in seen:
+                continue
+            seen.add(found[0])
+            if found[0] in samplers:
+                return found[0]
+            queue.extend(v for v in self.inputs(found[1]).values() if is_link(v))
+        return None
+
+    def first_of_chain(self, last: str, samplers: set[str]) -> str:
+        """The first sampler of the chain of passes that ends at ``last``."""
+        cur, seen = last, {last}
+        for _ in range(MAX_DEPTH):
+            prev = self.upstream_sampler(self.inputs(self.graph[cur]).get("latent_image"),
+                                         samplers - seen)  # fmt: skip
+            if prev is None:
+                break
+            seen.add(prev)
+            cur = prev
+        return cur
 
     def upstream_has(self, start: Any, targets: set[str]) -> bool:
         queue: deque[Any] = deque([start])
@@ -335,7 +420,7 @@ def generation_from_graph(
         main = w.nearest_sampler(sink, sampler_set)
         if main:
             break
-    main = main or samplers[0]
+    main = w.first_of_chain(main or samplers[0], sampler_set)
     first = _sampler_pass(w, main)
     g.seed, g.steps, g.cfg_scale, g.denoise = (
         first.seed,
@@ -363,6 +448,8 @@ def generation_from_graph(
             p.kind = "hires"
         g.passes.append(p)
     _attach_vae_and_clip_skip(w, g)
+    if w.unresolved:
+        g.params["unresolved"] = w.unresolved
     return g
 
 

@@ -115,13 +115,33 @@ def generation_from_container(
     return result
 
 
+PLACEHOLDER_PROMPTS = frozenset({"", "unknown", "none", "null", "undefined", "n/a"})
+
+
+def degenerate_infotext(info: Generation, graph: Generation) -> str | None:
+    """Why an infotext written beside a graph says nothing the graph does not (a save node
+    that was not wired: prompt "unknown", ``Seed: 0``), or None when it is a real summary."""
+    prompt = (info.prompt or "").strip().lower()
+    if prompt in PLACEHOLDER_PROMPTS and (graph.prompt or "").strip():
+        return f"its prompt is {info.prompt!r} while the graph has one"
+    if not info.seed and graph.seed:
+        return f"its seed is {info.seed!r} while the graph has {graph.seed}"
+    return None
+
+
 def _merge_infotext(c: Container, path: Path | None, g: Generation) -> None:
-    """A ComfyUI save node that also wrote infotext: the infotext is the author's summary."""
+    """A ComfyUI save node that also wrote infotext: the infotext is the author's summary,
+    unless it is degenerate; then the graph's values stand and the text is noted."""
     try:
         info = a1111.read(c, path)
     except MetadataError:
         return
     if info is None:
+        return
+    why = degenerate_infotext(info, g)
+    if why is not None:
+        g.params["ignored_infotext"] = why
+        g.source += [s for s in info.source if s not in g.source]
         return
     graph, sources = g.graph, g.source
     g.__dict__.update(info.__dict__)
