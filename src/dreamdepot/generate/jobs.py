@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from dreamdepot import __version__
 from dreamdepot.catalog.db import Catalog
@@ -41,6 +41,7 @@ from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
 from dreamdepot.ingest.paths import from_db
 from dreamdepot.ingest.pipeline import Indexer, Root
+from dreamdepot.media.writers import png_bytes, png_with_texts
 
 MAX_ATTEMPTS = 2
 HEARTBEAT_SECONDS = 2.0
@@ -373,28 +374,26 @@ class JobQueue:
         rel_paths = self._result_paths(job_id, len(result.images))
         per_image = result.seconds / max(1, len(result.images))
         for i, img in enumerate(result.images):
-            with Image.open(io.BytesIO(img.data)) as im:
-                im.load()
-                pixels = im.copy()
+            with Image.open(io.BytesIO(img.data)) as im:  # the header is enough: no decode
+                width, is_png = im.width, im.format == "PNG"
+                size = im.size
             seed = img.seed if img.seed is not None else (req.seed if req.seed >= 0 else None)
             g = Generation(
                 generator="dreamdepot", prompt=req.prompt or None,
                 negative_prompt=req.negative_prompt or None, steps=req.steps,
                 sampler=req.sampler, scheduler=req.scheduler, cfg_scale=req.cfg_scale, seed=seed,
-                width=pixels.width, height=pixels.height, model=req.model,
+                width=size[0], height=size[1], model=req.model,
                 denoise=req.denoise if req.kind == "img2img" else None,
                 generator_version=f"dreamdepot {__version__} via {self.backend.name}",
             )  # fmt: skip
             g.params["Generation time"] = f"{per_image:.2f}"
             if req.kind == "upscale":  # what the workflow did, read back from the output
-                g.params["Postprocess upscale by"] = self._achieved_scale(req, pixels.width)
+                g.params["Postprocess upscale by"] = self._achieved_scale(req, width)
                 if result.info.get("upscaler"):
                     g.params["Postprocess upscaler"] = str(result.info["upscaler"])
-            info = PngImagePlugin.PngInfo()
-            info.add_text("parameters", format_infotext(g))
-            info.add_text(
-                "dreamdepot",
-                json.dumps(
+            texts = {
+                "parameters": format_infotext(g),
+                "dreamdepot": json.dumps(
                     {
                         "job": job_id,
                         "index": i,
@@ -405,11 +404,17 @@ class JobQueue:
                         "seed": seed,
                     }
                 ),
-            )
+            }
+            # a PNG from the back end keeps its pixels and its own chunks (a ComfyUI workflow
+            # stays loadable); anything else is encoded once
+            encoded = png_with_texts(img.data, texts) if is_png else None
+            if encoded is None:
+                with Image.open(io.BytesIO(img.data)) as im:
+                    encoded = png_bytes(im.convert("RGBA" if "A" in im.mode else "RGB"), texts)
             target = self.library_dir / "generated" / rel_paths[i]
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part")
-            pixels.save(tmp, "PNG", pnginfo=info)
+            tmp.write_bytes(encoded)
             tmp.replace(target)  # atomic: a file under its final name is complete
         return self._link(job_id, req, rel_paths)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -21,6 +22,59 @@ def png_bytes(im: Image.Image, texts: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG", pnginfo=info, compress_level=1)
     return buf.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _text_chunk(key: str, value: str) -> bytes:
+    """tEXt when the value is Latin-1, else an uncompressed iTXt (as Pillow and A1111 do)."""
+    try:
+        return _chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        body = key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")
+        return _chunk(b"iTXt", body)
+
+
+def png_with_texts(data: bytes, texts: dict[str, str]) -> bytes | None:
+    """The PNG ``data`` with ``texts`` set (replacing text chunks of the same keys, keeping
+    every other chunk — a ComfyUI workflow, say), pixels untouched: no decode, no re-encode.
+    None when ``data`` is not a well-formed PNG (the caller then encodes the pixels).
+
+    >>> out = png_with_texts(png_bytes(Image.new("RGB", (2, 2)), {"a": "old"}), {"a": "new"})
+    >>> Image.open(io.BytesIO(out)).text
+    {'a': 'new'}
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    keys = {k.encode("latin-1") for k in texts}
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            return None
+        chunks.append((kind, data[pos:end]))
+        pos = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        return None
+    out = [PNG_SIGNATURE, chunks[0][1]]
+    out += [_text_chunk(k, v) for k, v in texts.items()]
+    for kind, raw in chunks[1:]:
+        if kind in _TEXT_CHUNKS and raw[8:].split(b"\x00", 1)[0] in keys:
+            continue  # replaced by ours
+        out.append(raw)
+    return b"".join(out)
 
 
 def user_comment_unicode(text: str, big_endian: bool = True) -> bytes:
