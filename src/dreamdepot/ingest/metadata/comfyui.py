@@ -71,12 +71,13 @@ def load_graph(text: str) -> dict[str, dict[str, Any]]:
 
 
 def is_link(value: Any) -> bool:
+    """``[source_node_id, output_slot]`` (exact types: JSON gives no subclasses, and a bool is
+    not a node id). Called for every input of every node, so kept to type checks."""
     return (
-        isinstance(value, list)
+        type(value) is list
         and len(value) == 2
-        and isinstance(value[0], str | int)
-        and not isinstance(value[0], bool)
-        and isinstance(value[1], int)
+        and type(value[1]) is int
+        and type(value[0]) in (str, int)
     )
 
 
@@ -261,17 +262,19 @@ class _Walker:
         return links[0] if len(links) == 1 else None
 
     def sinks(self) -> list[str]:
-        referenced: set[str] = set()
-        for node in self.graph.values():
-            for v in self.inputs(node).values():
-                if is_link(v):
-                    referenced.add(str(v[0]))
+        """Output nodes: the save/preview ones by type, else every node nothing reads."""
         named = [
             nid
             for nid, n in self.graph.items()
-            if any(str(n.get("class_type", "")).startswith(t) for t in _SINK_TYPES)
+            if str(n.get("class_type", "")).startswith(_SINK_TYPES)
         ]
-        return named or [nid for nid in self.graph if nid not in referenced]
+        if named:
+            return named
+        referenced = {
+            str(v[0]) for node in self.graph.values() for v in self.inputs(node).values()
+            if is_link(v)
+        }  # fmt: skip
+        return [nid for nid in self.graph if nid not in referenced]
 
     def nearest_sampler(self, start: str, samplers: set[str]) -> str | None:
         queue: deque[str] = deque([start])
