@@ -193,12 +193,10 @@ class IngestWriter:
                 )
             counts.linked += 1
             return image_id
-        created = p.mtime_ns / 1e9
+        values = self._values(p)
         counts.new_images += 1
-        return int(
-            self.conn.execute(_INSERT_IMAGE, (key, *self._values(p)[:4], created, now,
-                                              *self._values(p)[4:])).fetchone()[0]
-        )  # fmt: skip
+        row = (key, *values[:4], p.mtime_ns / 1e9, now, *values[4:])
+        return int(self.conn.execute(_INSERT_IMAGE, row).fetchone()[0])
 
     def _values(self, p: Probe) -> tuple[object, ...]:
         """The probe's values for every image column but the key and the two dates."""

@@ -3,7 +3,6 @@
 -- The whole file's BLAKE2b-256 as of the file's (size, mtime_ns): two files of one image must
 -- agree on it, or they are split into two images (ingest/pipeline.py hash_pending).
 ALTER TABLE files ADD COLUMN full_hash TEXT;
-CREATE INDEX files_unhashed ON files(id) WHERE full_hash IS NULL AND state = 'present';
 
 -- images.model becomes the normalised checkpoint name (folder and extension stripped), so
 -- "sd_xl_base_1.0" (A1111) and "checkpoints/sd_xl_base_1.0.safetensors" (ComfyUI) are one
