@@ -16,14 +16,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )
+from builders import chunk
 
 
 def giant_png(path: Path, width: int, height: int, text: dict[str, str] | None = None,
@@ -36,12 +29,12 @@ def giant_png(path: Path, width: int, height: int, text: dict[str, str] | None =
     for _ in range(height):
         body += comp.compress(row)
     body += comp.flush()
-    out = b"\x89PNG\r\n\x1a\n" + _chunk(
+    out = b"\x89PNG\r\n\x1a\n" + chunk(
         b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     )
     for k, v in (text or {}).items():
-        out += _chunk(b"tEXt", k.encode("latin-1") + b"\x00" + v.encode("latin-1"))
-    out += _chunk(b"IDAT", bytes(body)) + _chunk(b"IEND", b"")
+        out += chunk(b"tEXt", k.encode("latin-1") + b"\x00" + v.encode("latin-1"))
+    out += chunk(b"IDAT", bytes(body)) + chunk(b"IEND", b"")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(out)
     return path
@@ -49,10 +42,10 @@ def giant_png(path: Path, width: int, height: int, text: dict[str, str] | None =
 
 def corrupt_pixels_png(path: Path, text: dict[str, str]) -> Path:
     """Valid chunks and metadata; the IDAT holds garbage that zlib cannot inflate."""
-    out = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
     for k, v in text.items():
-        out += _chunk(b"tEXt", k.encode("latin-1") + b"\x00" + v.encode("latin-1"))
-    out += _chunk(b"IDAT", b"\x78\x9c" + os.urandom(400)) + _chunk(b"IEND", b"")
+        out += chunk(b"tEXt", k.encode("latin-1") + b"\x00" + v.encode("latin-1"))
+    out += chunk(b"IDAT", b"\x78\x9c" + os.urandom(400)) + chunk(b"IEND", b"")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(out)
     return path

@@ -289,33 +289,8 @@ class _Walker:
                     queue.append(str(v[0]))
         return None
 
-    def upstream_sampler(self, start: Any, samplers: set[str]) -> str | None:
-        """The nearest of ``samplers`` upstream of the link ``start`` (breadth first)."""
-        queue: deque[Any] = deque([start])
-        seen: set[str] = set()
-        while queue:
-            found = self.node(queue.popleft())
-            if found is None or found[0] in seen:
-                continue
-            seen.add(found[0])
-            if found[0] in samplers:
-                return found[0]
-            queue.extend(v for v in self.inputs(found[1]).values() if is_link(v))
-        return None
-
-    def first_of_chain(self, last: str, samplers: set[str]) -> str:
-        """The first sampler of the chain of passes that ends at ``last``."""
-        cur, seen = last, {last}
-        for _ in range(MAX_DEPTH):
-            prev = self.upstream_sampler(self.inputs(self.graph[cur]).get("latent_image"),
-                                         samplers - seen)  # fmt: skip
-            if prev is None:
-                break
-            seen.add(prev)
-            cur = prev
-        return cur
-
-    def upstream_has(self, start: Any, targets: set[str]) -> bool:
+    def upstream_of(self, start: Any, targets: set[str]) -> str | None:
+        """The nearest of ``targets`` upstream of the link ``start`` (breadth first)."""
         queue: deque[Any] = deque([start])
         seen: set[str] = set()
         while queue:
@@ -324,9 +299,24 @@ class _Walker:
                 continue
             seen.add(found[0])
             if found[0] in targets:
-                return True
+                return found[0]
             queue.extend(v for v in self.inputs(found[1]).values() if is_link(v))
-        return False
+        return None
+
+    def first_of_chain(self, last: str, samplers: set[str]) -> str:
+        """The first sampler of the chain of passes that ends at ``last``."""
+        cur, seen = last, {last}
+        for _ in range(MAX_DEPTH):
+            latent = self.inputs(self.graph[cur]).get("latent_image")
+            prev = self.upstream_of(latent, samplers - seen)
+            if prev is None:
+                break
+            seen.add(prev)
+            cur = prev
+        return cur
+
+    def upstream_has(self, start: Any, targets: set[str]) -> bool:
+        return self.upstream_of(start, targets) is not None
 
 
 def _sampler_pass(w: _Walker, nid: str) -> Pass:
