@@ -44,3 +44,5 @@ bench: $(STAMP) browser
 	$(PY) bench/thumbs.py
 	$(PY) bench/query.py
 	$(PY) bench/ui.py
+	$(PY) bench/generate.py
+	$(PY) bench/comfyui.py
