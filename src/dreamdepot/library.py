@@ -13,11 +13,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.config import DEFAULT_TOML, Settings, load_settings
 from dreamdepot.errors import DreamDepotError
-from dreamdepot.ingest.pipeline import Indexer, Progress, Root
+from dreamdepot.ingest.roots import Root
+
+if TYPE_CHECKING:  # the pipeline (every reader, Pillow) is imported when a scan needs it
+    from dreamdepot.ingest.pipeline import Indexer, Progress
 
 
 def default_library_path() -> Path:
@@ -101,6 +105,8 @@ class Library:
         )
 
     def indexer(self, progress: Progress | None = None, workers: int | None = None) -> Indexer:
+        from dreamdepot.ingest.pipeline import Indexer
+
         return Indexer(
             self.catalog,
             workers=workers if workers is not None else self.settings.workers,

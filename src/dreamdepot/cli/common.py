@@ -4,7 +4,7 @@ options, progress bars, opening the library and failing with one line."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,8 +19,11 @@ from rich.progress import (
 
 from dreamdepot import __version__
 from dreamdepot.errors import DreamDepotError
-from dreamdepot.ingest.pipeline import Root, ScanStats
 from dreamdepot.library import Library
+
+if TYPE_CHECKING:
+    from dreamdepot.ingest.pipeline import ScanStats
+    from dreamdepot.ingest.roots import Root
 from dreamdepot.terminal import escape
 
 app = typer.Typer(

@@ -26,6 +26,7 @@ from dreamdepot.catalog.db import Catalog
 from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
 from dreamdepot.ingest.paths import from_db, to_db
 from dreamdepot.ingest.probe import Probe, probe, probe_many
+from dreamdepot.ingest.roots import Root
 from dreamdepot.ingest.scanner import WalkProblems, walk
 from dreamdepot.media.identity import full_hash
 from dreamdepot.media.thumbs import MediaResult, make_media
@@ -75,14 +76,6 @@ class ScanStats:
         self.linked += counts.linked
         self.updated += counts.updated
         self.errors += counts.errors
-
-
-@dataclass
-class Root:
-    id: int
-    path: str
-    watch: bool = True
-    online: bool = True
 
 
 class Indexer:
