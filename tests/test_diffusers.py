@@ -103,3 +103,26 @@ def test_model_selects_the_diffusers_pipeline_by_path_or_name(
     unknown = cli("generate", "x", "--backend", "diffusers", "--model", "nope", *common,
                   expect=2)  # fmt: skip
     assert "no model 'nope'" in unknown.stderr and tiny.name in unknown.stderr
+
+
+def test_images_record_the_pipeline_that_made_them(cli: Cli, tiny: Path) -> None:
+    """Over the API a request may name another model; the local pipeline runs what it
+    loaded, and the image's metadata says so."""
+    import httpx
+
+    from server import Server
+
+    cli("stats")
+    toml = cli.library_path / "dreamdepot.toml"
+    toml.write_text(f'backend = "diffusers"\ndiffusers_model = "{tiny}"\n' + toml.read_text())
+    with Server(cli.library_path) as srv, httpx.Client(base_url=srv.base, timeout=60) as c:
+        body = {"prompt": "which model", "model": "not-loaded", "width": 64, "height": 64,
+                "steps": 2}  # fmt: skip
+        job = c.post("/api/generate", json=body).json()["job"]
+        deadline = time.monotonic() + 60
+        while (state := c.get(f"/api/jobs/{job}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert state["status"] == "done", state
+        detail = c.get(f"/api/images/{state['image_ids'][0]}").json()
+    assert detail["model"] == tiny.name

@@ -124,8 +124,10 @@ def test_the_watcher_survives_a_name_it_cannot_decode(cli: Cli, tmp_path: Path) 
             assert "Unable to decode path" in str(watch_status(conn).get("reason")) or any(
                 "decode" in str(s["reason"]) for s in statuses
             )
+            assert cli.json("stats", "--json")["live_updates"]["state"] in ("live", "restarting")
         finally:
             stop.set()
             thread.join(30)
     assert not thread.is_alive()
     assert watch_status(catalog(cli.library_path))["state"] == "off"
+    assert cli.json("stats", "--json")["live_updates"]["restarts"] >= 1

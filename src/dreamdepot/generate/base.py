@@ -122,6 +122,9 @@ class GeneratedImage:
 
 @dataclass
 class BackendResult:
+    """``info["model"]``, when a back end sets it, is the model it really used: a job
+    records that rather than the request's ``model`` (a local pipeline runs what it loaded)."""
+
     images: list[GeneratedImage]
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)

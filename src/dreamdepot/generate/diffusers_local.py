@@ -156,7 +156,8 @@ class DiffusersBackend:
             buf = io.BytesIO()
             im.save(buf, "PNG")
             out.append(GeneratedImage(buf.getvalue(), seed))
-        return BackendResult(out, time.perf_counter() - started, info)
+        # the pipeline this back end loaded, whatever the request named (jobs record it)
+        return BackendResult(out, time.perf_counter() - started, {"model": str(self.model), **info})
 
     def txt2img(self, req: GenerateRequest, on_progress: Any = None) -> BackendResult:
         with self._lock:

@@ -375,20 +375,19 @@ class JobQueue:
         per_image = result.seconds / max(1, len(result.images))
         for i, img in enumerate(result.images):
             with Image.open(io.BytesIO(img.data)) as im:  # the header is enough: no decode
-                width, is_png = im.width, im.format == "PNG"
-                size = im.size
+                size, is_png = im.size, im.format == "PNG"
             seed = img.seed if img.seed is not None else (req.seed if req.seed >= 0 else None)
             g = Generation(
                 generator="dreamdepot", prompt=req.prompt or None,
                 negative_prompt=req.negative_prompt or None, steps=req.steps,
                 sampler=req.sampler, scheduler=req.scheduler, cfg_scale=req.cfg_scale, seed=seed,
-                width=size[0], height=size[1], model=req.model,
+                width=size[0], height=size[1], model=result.info.get("model") or req.model,
                 denoise=req.denoise if req.kind == "img2img" else None,
                 generator_version=f"dreamdepot {__version__} via {self.backend.name}",
             )  # fmt: skip
             g.params["Generation time"] = f"{per_image:.2f}"
             if req.kind == "upscale":  # what the workflow did, read back from the output
-                g.params["Postprocess upscale by"] = self._achieved_scale(req, width)
+                g.params["Postprocess upscale by"] = self._achieved_scale(req, size[0])
                 if result.info.get("upscaler"):
                     g.params["Postprocess upscaler"] = str(result.info["upscaler"])
             texts = {

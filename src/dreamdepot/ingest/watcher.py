@@ -166,7 +166,7 @@ class Watcher:
                         self.on_indexed([f"{stats.new_images} file(s) found by the re-scan"])
                 except Exception as scan_exc:  # keep trying: the next round scans again
                     log.warning("re-scan after a watcher failure failed: %s", scan_exc)
-        self._set_status("off", "stopped")
+        self._set_status("off", "stopped", restarts)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Watch every root with its watch flag set until ``stop`` is set (or Ctrl-C)."""
