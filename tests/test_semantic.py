@@ -14,6 +14,7 @@ import pytest
 
 from builders import image, png
 from conftest import Cli, catalog
+from dreamdepot.semantic.embedders import PromptEmbedder
 from dreamdepot.semantic.intent import same_intent
 from server import Server
 
@@ -283,10 +284,12 @@ def test_other_embedders_keep_their_own_vectors(
             "SELECT model_id, owner_kind, count(*) FROM embeddings GROUP BY model_id, owner_kind"
         )
     }
-    assert models[("all-MiniLM-L6-v2", "prompt")] == 8
-    assert models[(f"{kind}:{folder.name}", "prompt")] == 8
+    form = PromptEmbedder.TEXT_FORM  # vectors name the text form they embed
+    assert models[(f"all-MiniLM-L6-v2+{form}", "prompt")] == 8
+    assert models[(f"{kind}:{folder.name}+{form}", "prompt")] == 8
     if kind == "clip":  # CLIP also embeds pixels: words find pictures without a prompt
-        assert "and 10 image(s)" in out and models[(f"clip:{folder.name}", "image")] == 10
+        assert "and 10 image(s)" in out
+        assert models[(f"clip:{folder.name}+{form}", "image")] == 10
         png(library / "no-prompt.png", im=image((64, 64), (10, 200, 10)))
         cli("scan")
         assert "and 1 image(s)" in cli("embed").stdout

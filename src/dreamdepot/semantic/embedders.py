@@ -219,6 +219,33 @@ class SDTextEncoderEmbedder(_TorchTextEmbedder):
         return self._model(**batch).pooler_output
 
 
+class PromptEmbedder:
+    """Embeds a prompt's content (``terms.content_text``), not its boilerplate and syntax.
+
+    Its ``model_id`` names the text form too, so vectors stored before the form changed are
+    not mixed with new ones: the library re-embeds them on the next embedding pass.
+    """
+
+    TEXT_FORM = "content-1"
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.model_id = f"{inner.model_id}+{self.TEXT_FORM}"
+        self.dim = inner.dim
+
+    @property
+    def truncated(self) -> int:
+        return int(getattr(self.inner, "truncated", 0))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        from dreamdepot.semantic.terms import content_text
+
+        return self.inner.embed_texts([content_text(t) or t for t in texts])
+
+    def __getattr__(self, name: str) -> Any:  # embed_images and friends, where the model has them
+        return getattr(self.inner, name)
+
+
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
 KNOWN = ("minilm", "clip", "sd-text-encoder")
@@ -231,7 +258,7 @@ def load_embedder(name: str = "minilm", model_path: str | None = None) -> Embedd
     with _cache_lock:
         if key not in _cache:
             if name == "minilm":
-                _cache[key] = MiniLMEmbedder()
+                _cache[key] = PromptEmbedder(MiniLMEmbedder())
             elif name in ("clip", "sd-text-encoder"):
                 if not model_path:
                     raise EmbedderUnavailable(
@@ -240,7 +267,8 @@ def load_embedder(name: str = "minilm", model_path: str | None = None) -> Embedd
                         "dreamdepot.toml"
                     )
                 path = Path(model_path).expanduser()
-                _cache[key] = ClipEmbedder(path) if name == "clip" else SDTextEncoderEmbedder(path)
+                inner = ClipEmbedder(path) if name == "clip" else SDTextEncoderEmbedder(path)
+                _cache[key] = PromptEmbedder(inner)
             else:
                 raise EmbedderUnavailable(f"unknown embedder {name!r}; known: {', '.join(KNOWN)}")
         return _cache[key]
