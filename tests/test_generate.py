@@ -416,3 +416,37 @@ def test_generate_from_the_ui_shows_progress_and_lineage(
         page.evaluate(f"openDetail({child})")
         page.wait_for_selector("#detail-info button:has-text('Parent #')")
         browser.close()
+
+
+def test_a_held_miss_generates_what_was_held_and_then_hits(cli: Cli, a1111: FakeA1111) -> None:
+    """Issue #14: a miss generates with exactly the held parameters, so the same request
+    hits next time; "generate anyway" skips a hit and is logged; held keys a request cannot
+    carry are named."""
+    cli("stats")
+    toml = cli.library_path / "dreamdepot.toml"
+    toml.write_text(f'backend = "a1111"\na1111_url = "{a1111.url}"\n' + toml.read_text())
+    ask = ("dream", "a paper boat on a puddle", "--size", "64x64", "--hold", "steps=7")
+    first = cli.json(*ask, "--hold", "seed=42", "--hold", "sampler=Euler", "--json")
+    assert first["hit"] is False and first["generated"]["status"] == "done"
+    payload = a1111.calls[-1][1]
+    assert (payload["steps"], payload["seed"], payload["sampler_name"]) == (7, 42, "Euler")
+    assert first["generation"]["steps"] == 7 and first["held_not_applied"] == []
+    again = cli.json(*ask, "--hold", "seed=42", "--hold", "sampler=Euler", "--json")
+    assert again["hit"] is True and len(a1111.calls) == 1
+    assert again["images"][0]["id"] == first["images"][0]["id"]
+    other_steps = cli.json("dream", "a paper boat on a puddle", "--hold", "steps=9", "--json")
+    assert other_steps["hit"] is False and "steps differs" in other_steps["reason"]
+    assert a1111.calls[-1][1]["steps"] == 9
+    anyway = cli.json(*ask, "--generate-anyway", "--json")
+    assert anyway["hit"] is False and anyway["reason"].startswith("generate anyway")
+    assert anyway["generated"]["status"] == "done" and len(a1111.calls) == 3
+    vae = cli.json("dream", "a kite over a beach", "--hold", "vae=ft-mse", "--json")
+    assert vae["held_not_applied"] == ["vae"]
+    bad = cli("dream", "x", "--hold", "steps=many", expect=2)
+    assert "steps" in bad.stderr
+    rows = (
+        catalog(cli.library_path)
+        .execute("SELECT decision, reason FROM cache_events ORDER BY id")
+        .fetchall()
+    )
+    assert ("bypass", "generate anyway") in [tuple(r) for r in rows]

@@ -50,6 +50,45 @@ def library(cli: Cli, tmp_path: Path) -> Path:
     return root
 
 
+def test_the_decision_refuses_the_contrasts_the_issue_lists() -> None:
+    """Issue #14's false hits, each for its mechanism (none of these prompts is in the
+    evaluation sets): prepositions, plurals and counts, medium words, word boundaries."""
+    cases = {
+        ("a cat on a table", "a cat under a table"): "position",
+        ("a lamp over a desk", "a lamp under a desk"): "position",
+        ("a dragon in a cave", "dragons in a cave"): "count",
+        ("a watercolor illustration of a barn", "a watercolor of a barn"): None,  # same medium
+        ("an illustration of a barn", "a barn"): "medium",
+        ("a man walking a dog", "a dog walking a man"): "role",
+        ("a knight holding a sword", "a knight holding a sword and a shield"): "object",
+        ("a kite, no clouds", "a kite, clouds"): "negation",
+        ("a wooden chair", "a plastic chair"): "material",
+        ("a chair with a red seat and blue legs", "a chair with a blue seat and red legs"): (
+            "attribute"
+        ),
+        ("a sleeping dog on a porch", "a dog on a porch"): "action",
+        ("a short river", "a long river"): "words",  # antonyms never pair
+    }
+    for (a, b), kind in cases.items():
+        check = same_intent(a, b)
+        if kind is None:
+            assert check.same, (a, b, check)
+        else:
+            assert not check.same and check.kind == kind, (a, b, check)
+
+
+def test_prompt_syntax_is_read_with_whole_words_only() -> None:
+    from dreamdepot.semantic.terms import content_text
+
+    assert same_intent("breakfast table, (cozy:1.2)", "breakfast table, cozy").same
+    assert not same_intent("a breakfast table", "a fast table").same  # not "break" + "fast"
+    assert content_text("a poster, 16:9, (masterpiece:1.3) BREAK score_9") == "a poster, 16, 9"
+    assert same_intent("1girl, solo, hatsune_miku", "hatsune miku, 1girl").same
+    assert not same_intent("1girl, hatsune miku", "2girls, hatsune miku").same
+    assert same_intent("a couch in a loft", "a sofa in a loft").same  # WordNet synonyms
+    assert not same_intent("a lion on a rock", "a lioness on a rock").same
+
+
 def test_intent_check_on_the_issue_examples() -> None:
     assert not same_intent(
         "a cute corgi puppy wearing a yellow raincoat", "a cute corgi puppy wearing a red raincoat"
@@ -91,6 +130,31 @@ def test_what_must_match_does(cli: Cli, library: Path) -> None:
     assert cli.json("dream", p, "--negative", "text", "--json")["hit"]
     assert cli.json("dream", p, "--hold", "sampler=Euler a", "--json")["hit"]
     assert "steps" in cli.json("dream", p, "--hold", "steps=30", "--json")["reason"]
+
+
+def test_dream_explains_its_decision_and_scopes_the_lookup(
+    cli: Cli, library: Path, tmp_path: Path
+) -> None:
+    """Every decision carries its reason (matched prompt, similarity, first difference), and
+    a scope limits which images may answer, inside the vector search."""
+    miss = cli.json("dream", "a cute corgi puppy wearing a red raincoat, rainy street", "--json")
+    assert not miss["hit"] and miss["contrast"] == "colour"
+    assert set(miss["difference"]) == {"yellow", "red"}
+    assert miss["matched_prompt"].startswith("a cute corgi") and miss["similarity"] > 0.8
+    text = cli("dream", "a cute corgi puppy wearing a red raincoat, rainy street").stdout
+    assert "nearest:" in text and "different colour" in text
+    other = tmp_path / "other"
+    png(other / "corgi.png", {"parameters": _text(PROMPTS[0][0], "", 512, 768, "sdxl", 99)})
+    cli("add", str(other))
+    cli("embed")
+    asked = ("dream", "rainy street, a cute corgi puppy wearing a yellow raincoat", "--json")
+    everywhere = cli.json(*asked)
+    assert everywhere["hit"] and len(everywhere["images"]) == 3
+    scoped = cli.json(*asked, "--scope", "folder:other")
+    assert scoped["hit"] and [i["paths"][0] for i in scoped["images"]] == [str(other / "corgi.png")]
+    nothing = cli.json(*asked, "--scope", "folder:nowhere")
+    assert not nothing["hit"] and "scope" in nothing["reason"]
+    assert "--scope" in cli("dream", "x", "--scope", "(", expect=2).stderr
 
 
 def test_cache_stats_and_every_decision_logged(cli: Cli, library: Path) -> None:
@@ -195,9 +259,22 @@ def test_api_dream_and_stats(api: httpx.Client) -> None:
         )
     )
     assert not miss["hit"] and miss["error"]
+    assert miss["contrast"] == "colour" and miss["matched_prompt"].startswith("a cute corgi")
     assert api.post("/api/dream", json={"prompt": "x", "threshold": 3}).status_code == 422
+    bad_hold = api.post("/api/dream", json={"prompt": "x", "hold": {"steps": "many"}})
+    assert bad_hold.status_code == 422 and "steps" in bad_hold.text
+    assert api.post("/api/dream", json={"prompt": "x", "scope": "("}).status_code == 400
+    scoped = _ok(
+        api.post(
+            "/api/dream",
+            json={"prompt": "a cute corgi puppy wearing a yellow raincoat", "scope": "tag:none"},
+        )
+    )
+    assert not scoped["hit"] and "scope" in scoped["reason"]
+    anyway = _ok(api.post("/api/dream", json={"prompt": "a corgi", "force": True}))
+    assert anyway["reason"].startswith("generate anyway") and anyway["error"]  # no back end
     s = _ok(api.get("/api/cache/stats"))
-    assert (s["hits"], s["misses"]) == (1, 1)
+    assert (s["hits"], s["misses"], s["bypassed"]) == (1, 2, 1)
 
 
 def test_api_more_like_this_and_variants(api: httpx.Client, cli: Cli) -> None:

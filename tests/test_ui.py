@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,57 @@ def test_saved_searches_and_tile_size(page: Any) -> None:
     assert pg.evaluate("S.cols") > before
     saved = json.loads(pg.evaluate("localStorage.getItem('dd.saved')"))
     assert "whale steps:25" in saved
+
+
+@pytest.fixture
+def dream_page(tmp_path: Path, browser: Any) -> Iterator[tuple[Any, Any]]:
+    """A small embedded library with a generation back end (the A1111 stand-in)."""
+    from conftest import Cli
+    from test_generate import FakeA1111
+
+    root = tmp_path / "pics"
+    for i, text in enumerate(
+        ("a cute corgi puppy wearing a yellow raincoat, rainy street", "a lighthouse in a storm")
+    ):
+        png(root / f"{i}.png", {"parameters": f"{text}\nSteps: 20, Seed: {i}, Size: 64x64"})
+    cli = Cli(tmp_path / "lib")
+    cli("add", str(root))
+    cli("embed")
+    with FakeA1111() as fake:
+        toml = cli.library_path / "dreamdepot.toml"
+        toml.write_text(f'backend = "a1111"\na1111_url = "{fake.url}"\n' + toml.read_text())
+        with Server(cli.library_path) as srv:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            pg = context.new_page()
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(srv.base + "/#/dream")
+            pg.wait_for_selector("#dream-form")
+            yield pg, fake
+            assert errors == [], errors
+            context.close()
+
+
+def test_dream_page_explains_hits_and_misses_and_generates_anyway(dream_page: Any) -> None:
+    pg, fake = dream_page
+    pg.fill("#dream-prompt", "rainy street, a cute corgi puppy wearing a yellow raincoat")
+    pg.click("#dream-go")
+    pg.wait_for_selector("#dream-result .hit")
+    why = pg.inner_text("#dream-result")
+    assert "nearest past prompt" in why and "a cute corgi puppy wearing a yellow" in why
+    assert pg.locator("#dream-result .strip img").count() == 1 and not fake.calls
+    pg.click("#dream-anyway")
+    pg.wait_for_selector("#dream-result >> text=generating: job")
+    pg.fill("#dream-prompt", "a cute corgi puppy wearing a red raincoat, rainy street")
+    pg.fill("#dream-hold", "steps=3, seed=5")
+    pg.click("#dream-go")
+    pg.wait_for_selector("#dream-result .miss")
+    text = pg.inner_text("#dream-result")
+    assert "first difference (colour)" in text and "generating: job" in text
+    deadline = time.monotonic() + 20
+    while len(fake.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fake.calls[-1][1]["steps"] == 3 and fake.calls[-1][1]["seed"] == 5
+    pg.fill("#dream-scope", "folder:nowhere")
+    pg.click("#dream-go")
+    pg.wait_for_selector("#dream-result >> text=no image in the lookup's scope")

@@ -143,25 +143,38 @@ def generate(
     """Generate images through the configured back end (the dream cache answers first)."""
     from dreamdepot.generate.base import GenerateRequest
     from dreamdepot.ingest.metadata.model import parse_size
+    from dreamdepot.semantic.cache import Decision
 
     width, height = parse_size(size)
     if not width or not height:
         fail("--size must look like 512x768", 2)
     with open_library() as lib:
         if not no_cache:
-            from dreamdepot.semantic.cache import DreamCache, DreamRequest
+            from dreamdepot.semantic.cache import DreamRequest
+            from dreamdepot.semantic.dream import dream as decide
             from dreamdepot.semantic.embedders import EmbedderUnavailable
             from dreamdepot.semantic.service import embed_pending
 
+            held: dict[str, Any] = {
+                k: v for k, v in (("sampler", sampler), ("scheduler", scheduler)) if v
+            }
+            if seed != -1:
+                held["seed"] = seed
             try:
                 embedder = _embedder_or_fail(lib)
                 embed_pending(lib.conn, embedder)
-                hit = DreamCache(lib.conn, embedder).lookup(
-                    DreamRequest(prompt, negative or None, model, width, height, limit=n)
+                lookup = decide(
+                    lib.conn,
+                    embedder,
+                    DreamRequest(
+                        prompt, negative or None, model, width, height, hold=held, limit=n
+                    ),
+                    backend=None,
                 )
+                hit = Decision(**lookup.decision) if lookup.hit else None
             except EmbedderUnavailable:
                 hit = None
-            if hit is not None and hit.hit:
+            if hit is not None:
                 if as_json:
                     sys.stdout.write(
                         json_text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -47,83 +47,70 @@ def dream(
     ] = None,
     exact_size: Annotated[bool, typer.Option(help="Require the exact size.")] = False,
     hold: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE to hold fixed, e.g. sampler=Euler a")
+        list[str] | None,
+        typer.Option(help="KEY=VALUE to hold fixed, e.g. sampler=Euler a (also on a miss)"),
     ] = None,
     threshold: Annotated[
         float | None, typer.Option(help="Cosine threshold (default 0.80).")
     ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the cache.")] = False,
+    scope: Annotated[
+        str | None, typer.Option(help="Only images this query matches may answer.")
+    ] = None,
+    generate_anyway: Annotated[
+        bool,
+        typer.Option(
+            "--generate-anyway", "--no-cache", help="Skip the lookup and generate (logged)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a prompt from the library when a past generation asked for the same picture;
-    otherwise generate it (needs a configured back end)."""
-    from dreamdepot.ingest.metadata.model import parse_size, to_float, to_int
-    from dreamdepot.semantic.cache import DEFAULT_THRESHOLD, DreamCache, DreamRequest
+    otherwise generate it with what you held fixed (needs a configured back end)."""
+    from dreamdepot.catalog.query import QueryError
+    from dreamdepot.ingest.metadata.model import parse_size
+    from dreamdepot.semantic.cache import DEFAULT_THRESHOLD, DreamRequest
+    from dreamdepot.semantic.dream import HoldError, parse_hold
+    from dreamdepot.semantic.dream import dream as decide
     from dreamdepot.semantic.service import embed_pending
 
     width, height = parse_size(size) if size else (None, None)
     if size and not width:
         fail("--size must look like 1024x768", 2)
-    held: dict[str, Any] = {}
-    for item in hold or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--hold {item!r}: use KEY=VALUE", 2)
-        held[key.strip()] = (
-            to_int(value)
-            if to_int(value) is not None
-            else (to_float(value) if to_float(value) is not None else value.strip())
-        )
+    try:
+        held = parse_hold(hold or [])
+    except HoldError as exc:
+        fail(f"--{exc}", 2)
     with open_library() as lib:
-        result: dict[str, Any]
-        if no_cache:
-            lib.conn.execute(
-                "INSERT INTO cache_events(at, prompt, decision, reason) "
-                "VALUES (strftime('%s','now'), ?, 'bypass', '--no-cache')",
-                (prompt,),
-            )
-            result = {"hit": False, "reason": "cache bypassed (--no-cache)", "images": []}
-        else:
-            embedder = _embedder_or_fail(lib)
+        req = DreamRequest(
+            prompt,
+            negative,
+            model,
+            width,
+            height,
+            "exact" if exact_size else "aspect",
+            held,
+            threshold if threshold is not None else DEFAULT_THRESHOLD,
+            scope=scope,
+        )
+        embedder = _embedder_or_fail(lib)
+        if not generate_anyway:
             embed_pending(lib.conn, embedder)
-            req = DreamRequest(
-                prompt,
-                negative,
-                model,
-                width,
-                height,
-                "exact" if exact_size else "aspect",
-                held,
-                threshold if threshold is not None else DEFAULT_THRESHOLD,
+        try:
+            outcome = decide(
+                lib.conn, embedder, req, backend=lib.settings.backend, force=generate_anyway
             )
-            result = DreamCache(lib.conn, embedder).lookup(req).to_dict()
-        if not result["hit"]:
-            result["generated"] = None
-            result["backend"] = lib.settings.backend
-            if lib.settings.backend and not no_cache:
-                from dreamdepot.generate.base import GenerateRequest
-
-                req_gen = GenerateRequest(
-                    "txt2img",
-                    prompt,
-                    negative or "",
-                    1,
-                    width=width or 512,
-                    height=height or 512,
-                    model=model,
-                )
-                job = _generate_now(lib, req_gen, None, None, None)
-                result["generated"] = job
-                result["images"] = [
-                    {"id": i, "paths": [p]}
-                    for i, p in zip(job["image_ids"], job["paths"], strict=False)
-                ]
-                result["error"] = None if job["status"] == "done" else job.get("error")
-            else:
-                result["error"] = (
-                    "no generation back end is configured, so a miss cannot "
-                    "be generated: set backend in dreamdepot.toml"
-                )
+        except QueryError as exc:
+            fail(f"--scope: {exc}", 2)
+        result = outcome.to_dict()
+        result["generated"] = None
+        if outcome.generate is not None:
+            job = _generate_now(lib, outcome.generate, None, None, None, model)
+            result["generated"] = job
+            result["images"] = [
+                {"id": i, "paths": [p]}
+                for i, p in zip(job["image_ids"], job["paths"], strict=False)
+            ]
+            result["error"] = None if job["status"] == "done" else job.get("error")
     if as_json:
         sys.stdout.write(json_text(result, ensure_ascii=False, default=str) + "\n")
         return
@@ -138,13 +125,25 @@ def dream(
                 f"  #{img['id']}  {img['paths'][0] if img['paths'] else ''}", highlight=False
             )
         console.print(f"about {result['seconds_saved']:.0f} GPU-seconds saved")
+        console.print("(not the picture you meant? run again with --generate-anyway)")
     else:
         console.print(f"[yellow]miss[/]: {escape(result['reason'])}", highlight=False)
+        if result.get("matched_prompt"):
+            console.print(
+                f"  nearest: {escape(result['matched_prompt'])} "
+                f"(similarity {result['similarity']:.3f})",
+                highlight=False,
+            )
         if result.get("generated"):
             for img in result["images"]:
                 console.print(
                     f"  generated #{img['id']}  {escape(img['paths'][0])}", highlight=False
                 )
+        if result["held_not_applied"]:
+            console.print(
+                "  held but set by the back end, not the request: "
+                + ", ".join(result["held_not_applied"])
+            )
         if result.get("error"):
             console.print(escape(result["error"]))
 

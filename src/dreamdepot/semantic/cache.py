@@ -1,12 +1,14 @@
 """The dream cache: answer a generation request from the library when a past generation
 asked for the same picture.
 
-``lookup`` embeds the request's prompt, takes the nearest past prompts, and accepts the
-best one only if (1) its cosine similarity reaches the threshold, (2) the two prompts agree
-on every content word (``intent.same_intent``: colours, counts, subjects, media… must not
-differ), and (3) it has images that match what must match: the model, the size or aspect,
-the negative prompt, and any parameter the caller holds fixed. Every decision is logged in
-``cache_events`` with its reason.
+``lookup`` embeds the request's prompt, takes the nearest past prompts among those the
+request's scope allows (the scope is pushed into the vector search), and accepts the best
+one only if (1) its cosine similarity reaches the threshold, (2) the alignment of the two
+prompts finds no contrasting difference (``intent.same_intent``: another colour, count,
+thing, relation, medium… ), and (3) it has images in scope that match what must match: the
+model, the size or aspect, the negative prompt, and any parameter the caller holds fixed.
+Every decision is logged in ``cache_events`` with its reason. ``semantic.dream`` is the one
+policy built on it (what to do on a miss) for the CLI, the API and the web UI.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from dreamdepot.catalog import images as catalog_images
 from dreamdepot.semantic import service
 from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder
 from dreamdepot.semantic.intent import same_intent
+from dreamdepot.semantic.wordsim import word_vectors
 
-# Chosen on bench/data/cache_pairs.jsonl (docs/dream-cache.md): with the intent check,
-# precision is 1.000 at every threshold from 0.70; 0.80 keeps recall at 0.95 while leaving
-# the cosine a real say on prompts the word check cannot tell apart.
+# The candidate gate. On the development half of bench/data/cache_eval_v2.txt the decision's
+# precision and recall are flat from 0.50 to 0.85 (docs/dream-cache.md), so the cosine is kept
+# high enough to veto what the alignment cannot see.
 DEFAULT_THRESHOLD = 0.80
 TOP_K = 20
 MAX_PROMPT_CHARS = 4000
@@ -45,6 +48,7 @@ class DreamRequest:
     hold: dict[str, Any] = field(default_factory=dict)
     threshold: float = DEFAULT_THRESHOLD
     limit: int = 8
+    scope: str | None = None  # a query (docs/query.md): only images it matches may answer
 
 
 @dataclass
@@ -58,6 +62,9 @@ class Decision:
     seconds_saved: float | None = None
     truncated: bool = False
     lookup_ms: float = 0.0
+    # the first contrasting difference with the nearest candidate, when that decided a miss
+    contrast: str | None = None
+    difference: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +114,21 @@ class DreamCache:
             decision = Decision(False, "empty prompt: nothing to look up")
             return self._finish(req, decision, started, log)
         truncated = len(prompt) > MAX_PROMPT_CHARS
+        scope = self._scope(req.scope)
+        if scope is not None and not scope[0]:
+            decision = Decision(False, "no image in the lookup's scope")
+            return self._finish(req, decision, started, log)
         vector = self.embedder.embed_texts([prompt[:MAX_PROMPT_CHARS]])[0]
         tokens_truncated = getattr(self.embedder, "truncated", 0)
-        found = service.neighbours(self.conn, prompt, TOP_K, embedder=self.embedder, vector=vector)
+        found = service.neighbours(
+            self.conn,
+            prompt,
+            TOP_K,
+            embedder=self.embedder,
+            vector=vector,
+            allowed=scope[0] if scope else None,
+        )
+        words = word_vectors(self.embedder)
         best: Decision | None = None
         for prompt_id, score in found:
             row = self.conn.execute(
@@ -126,7 +145,7 @@ class DreamCache:
                     prompt_id,
                 )
                 break
-            check = same_intent(prompt, row[0])
+            check = same_intent(prompt, row[0], words)
             if not check.same:
                 best = best or Decision(
                     False,
@@ -134,9 +153,11 @@ class DreamCache:
                     score,
                     row[0],
                     prompt_id,
+                    contrast=check.kind,
+                    difference=list(check.differing),
                 )
                 continue
-            images, why_not = self._matching_images(req, prompt_id)
+            images, why_not = self._matching_images(req, prompt_id, scope)
             if not images:
                 best = best or Decision(False, why_not, score, row[0], prompt_id)
                 continue
@@ -156,16 +177,43 @@ class DreamCache:
         decision.truncated = truncated or bool(tokens_truncated)
         return self._finish(req, decision, started, log)
 
+    def _scope(self, scope: str | None) -> tuple[set[int], str, list[Any]] | None:
+        """The prompt ids a scoped lookup may consider, and the scope's SQL over ``images``."""
+        if not scope or not scope.strip():
+            return None
+        q = catalog_images.compile_query(self.conn, scope)
+        where = q.where
+        allowed = {
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT DISTINCT images.prompt_id FROM images WHERE ({where}) "
+                "AND images.prompt_id IS NOT NULL",
+                q.params,
+            )
+        }
+        return allowed, where, list(q.params)
+
     def _matching_images(
-        self, req: DreamRequest, prompt_id: int
+        self,
+        req: DreamRequest,
+        prompt_id: int,
+        scope: tuple[set[int], str, list[Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
+        in_scope = ""
+        args: list[Any] = [prompt_id]
+        if scope is not None:
+            in_scope = f" AND images.id IN (SELECT images.id FROM images WHERE ({scope[1]}))"
+            args += scope[2]
         rows = self.conn.execute(
-            "SELECT i.id, i.model, i.width, i.height, i.params, n.text AS negative, "
-            + ", ".join(f"i.{h}" for h in HOLDABLE)
-            + " FROM images i LEFT JOIN prompts n ON n.id = i.negative_prompt_id "
-            "WHERE i.prompt_id = ? AND EXISTS (SELECT 1 FROM files f WHERE f.image_id = i.id "
-            "AND f.state = 'present') ORDER BY coalesce(i.rating, 0) DESC, i.created_at DESC",
-            (prompt_id,),
+            "SELECT images.id, images.model, images.width, images.height, images.params, "
+            "n.text AS negative, "
+            + ", ".join(f"images.{h}" for h in HOLDABLE)
+            + " FROM images LEFT JOIN prompts n ON n.id = images.negative_prompt_id "
+            "WHERE images.prompt_id = ? AND EXISTS (SELECT 1 FROM files f WHERE f.image_id = "
+            "images.id AND f.state = 'present')"
+            + in_scope
+            + " ORDER BY coalesce(images.rating, 0) DESC, images.created_at DESC",
+            args,
         ).fetchall()
         if not rows:
             return [], "the similar prompt has no images on disk"
@@ -204,7 +252,10 @@ class DreamCache:
                 return f"its images have another aspect ({r['width']}x{r['height']})"
         if req.negative_prompt is not None:  # None: the caller does not care; "" means none
             mine, theirs = req.negative_prompt.strip(), (r["negative"] or "").strip()
-            if (mine or theirs) and (not mine or not theirs or not same_intent(mine, theirs).same):
+            words = word_vectors(self.embedder)
+            if (mine or theirs) and (
+                not mine or not theirs or not same_intent(mine, theirs, words).same
+            ):
                 return "the negative prompt differs"
         for key, value in req.hold.items():
             if key not in HOLDABLE:

@@ -103,8 +103,20 @@ def _values(r: Reading, klass: str) -> dict[str, str]:
     return {t.value: t.word for t in r.terms if t.klass == klass and t.value}
 
 
+def _narrower(medium: str) -> set[str]:
+    """Every medium under ``medium`` ("illustration" -> painting -> watercolor …)."""
+    out: set[str] = set()
+    todo = [medium]
+    while todo:
+        for child in MEDIUM_PARENTS.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
 def _related_medium(v: str, others: set[str]) -> bool:
-    return any(v in MEDIUM_PARENTS.get(o, ()) or o in MEDIUM_PARENTS.get(v, ()) for o in others)
+    return any(v in _narrower(o) or o in _narrower(v) for o in others)
 
 
 def _classes(

@@ -160,13 +160,15 @@ def neighbours(
     min_score: float = 0.0,
     embedder: Embedder | None = None,
     vector: np.ndarray | None = None,
+    allowed: set[int] | None = None,
 ) -> list[tuple[int, float]]:
-    """Prompt ids most similar to ``text`` (cosine), best first."""
+    """Prompt ids most similar to ``text`` (cosine), best first; only ids in ``allowed``
+    when it is given (the filter is inside the search, so k results still come back)."""
     embedder = embedder or library_embedder(conn)
     pv = prompt_vectors(conn, embedder)
     if vector is None:
         vector = embedder.embed_texts([text])[0]
-    return [(i, s) for i, s in pv.index.search(vector, k) if s >= min_score]
+    return [(i, s) for i, s in pv.index.search(vector, k, allowed) if s >= min_score]
 
 
 def prompt_vector(

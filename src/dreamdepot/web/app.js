@@ -659,23 +659,66 @@ async function loadCacheStats() {
   } catch (err) { $("#cache-stats").textContent = err.message; }
 }
 
-$("#dream-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const out = $("#dream-result");
+function dreamBody() {
   const [w, h] = ($("#dream-size").value.match(/^(\d+)\s*[x×]\s*(\d+)$/) || []).slice(1).map(Number);
   const body = { prompt: $("#dream-prompt").value };
   if ($("#dream-negative").value.trim()) body.negative_prompt = $("#dream-negative").value;
   if ($("#dream-model").value.trim()) body.model = $("#dream-model").value.trim();
   if (w && h) { body.width = w; body.height = h; }
-  out.replaceChildren(el("div", { text: "Looking in the library…" }));
+  const hold = {};
+  for (const part of $("#dream-hold").value.split(",")) {
+    const [k, ...v] = part.split("=");
+    if (k.trim() && v.length) hold[k.trim()] = v.join("=").trim();
+  }
+  body.hold = hold;
+  if ($("#dream-scope").value.trim()) body.scope = $("#dream-scope").value.trim();
+  return body;
+}
+
+// One decision, explained: hit or miss, the matched prompt, its similarity, the first
+// contrasting difference; "generate anyway" beside a hit; what a miss queued.
+function renderDream(r, body) {
+  const out = $("#dream-result");
+  const parts = [];
+  if (r.hit) {
+    parts.push(el("div", { class: "hit", text: `Hit: served from the library in ${r.lookup_ms.toFixed(0)} ms` }));
+  } else {
+    parts.push(el("div", { class: "miss", text: `Miss: ${r.reason}` }));
+  }
+  if (r.matched_prompt) {
+    parts.push(el("div", { class: "dream-why" },
+      el("span", { class: "meta", text: `nearest past prompt (similarity ${r.similarity.toFixed(3)}): ` }),
+      el("span", { class: "matched", text: r.matched_prompt })));
+  }
+  if (r.contrast) {
+    parts.push(el("div", { class: "dream-why contrast", text: `first difference (${r.contrast}): ${r.difference.join(", ")}` }));
+  }
+  if (r.held_not_applied && r.held_not_applied.length) {
+    parts.push(el("div", { class: "meta", text: `held but set by the back end: ${r.held_not_applied.join(", ")}` }));
+  }
+  if (r.generated && r.generated.job) {
+    parts.push(el("div", { class: "meta", text: `generating: job ${r.generated.job} (see Jobs)` }));
+  }
+  if (r.error) parts.push(el("div", { class: "miss", text: r.error }));
+  if (r.hit) {
+    parts.push(el("button", { id: "dream-anyway", text: "Generate anyway", onclick: () => sendDream({ ...body, force: true }) }));
+  }
+  parts.push(el("div", { class: "strip" }, ...r.images.map((it) => thumb(it, () => openDetail(it.id)))));
+  out.replaceChildren(...parts);
+}
+
+async function sendDream(body) {
+  const out = $("#dream-result");
+  out.replaceChildren(el("div", { text: body.force ? "Queueing a generation…" : "Looking in the library…" }));
   try {
-    const r = await api("/api/dream", { json: body });
-    const head = r.hit
-      ? el("div", { class: "hit", text: `Hit: similarity ${r.similarity.toFixed(3)}, served in ${r.lookup_ms.toFixed(0)} ms — "${r.matched_prompt}"` })
-      : el("div", { class: "miss", text: `Miss: ${r.reason}. ${r.error || ""}` });
-    out.replaceChildren(head, el("div", { class: "strip" }, ...r.images.map((it) => thumb(it, () => openDetail(it.id)))));
+    renderDream(await api("/api/dream", { json: body }), body);
   } catch (err) { out.replaceChildren(el("div", { class: "miss", text: err.message })); }
   loadCacheStats();
+}
+
+$("#dream-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sendDream(dreamBody());
 });
 
 let dreamTimer = null;

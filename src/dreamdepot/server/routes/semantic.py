@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -14,10 +13,8 @@ from dreamdepot.catalog.query import fts_expression
 from dreamdepot.semantic import service
 from dreamdepot.semantic.cache import (
     DEFAULT_THRESHOLD,
-    DreamCache,
     DreamRequest,
     cache_stats,
-    log_decision,
 )
 from dreamdepot.semantic.embedders import Embedder, EmbedderUnavailable, embedder_for_library
 from dreamdepot.server.app import AppState, state
@@ -85,63 +82,58 @@ class DreamBody(BaseModel):
     match_size: str = Field("aspect", pattern="^(aspect|exact|any)$")
     hold: dict[str, Any] = Field(default_factory=dict)
     threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)
-    no_cache: bool = False
+    scope: str | None = Field(None, max_length=4000)
+    force: bool = False  # "generate anyway": skip the lookup
+    no_cache: bool = False  # the older name of force
 
 
 @router.post("/dream")
 def dream(request: Request, body: DreamBody) -> dict[str, Any]:
-    """Answer from the library when a past generation asked for the same picture; on a miss,
-    say so (generation back ends are configured separately)."""
-    st = state(request)
-    if body.no_cache:
-        with st.store.write() as conn:
-            conn.execute(
-                "INSERT INTO cache_events(at, prompt, decision, reason) VALUES (?, ?, "
-                "'bypass', 'no_cache')",
-                (time.time(), body.prompt),
-            )
-        result: dict[str, Any] = {"hit": False, "reason": "cache bypassed", "images": []}
-    else:
-        embedder = _embedder_or_503(st)
-        req = DreamRequest(
-            body.prompt,
-            body.negative_prompt,
-            body.model,
-            body.width,
-            body.height,
-            body.match_size,
-            body.hold,
-            body.threshold,
-        )
-        decision = DreamCache(st.store.read(), embedder).lookup(req, log=False)
-        with st.store.write() as conn:
-            log_decision(conn, req, decision, embedder.model_id)
-        result = decision.to_dict()
-        result["images"] = [present(i, st) for i in result["images"]]
-    if not result["hit"]:
-        result["generated"] = None
-        result["error"] = None
-        if st.settings.backend and not body.no_cache:
-            from dreamdepot.generate.base import GenerateRequest
-            from dreamdepot.server.routes.generate import queue_for, submit_or_422
+    """Answer from the library when a past generation asked for the same picture; on a miss
+    (or with ``force``: "generate anyway"), queue a generation with what the request held
+    fixed. The decision says why (matched prompt, similarity, first contrasting difference)."""
+    from dreamdepot.catalog.query import QueryError
+    from dreamdepot.semantic.dream import HoldError, normalise_hold
+    from dreamdepot.semantic.dream import dream as decide
 
-            queue, wake = queue_for(st)
-            job = submit_or_422(
-                queue,
-                GenerateRequest(
-                    "txt2img",
-                    body.prompt,
-                    body.negative_prompt or "",
-                    1,
-                    width=body.width or 512,
-                    height=body.height or 512,
-                    model=body.model,
-                ),
-            )
-            wake.set()
-            result["generated"] = {"job": job}
-        elif not st.settings.backend:
-            result["error"] = "no generation back end is configured"
+    st = state(request)
+    embedder = _embedder_or_503(st)
+    try:
+        held = normalise_hold(body.hold)
+    except HoldError as exc:
+        raise HTTPException(422, str(exc)) from None
+    req = DreamRequest(
+        body.prompt,
+        body.negative_prompt,
+        body.model,
+        body.width,
+        body.height,
+        body.match_size,
+        held,
+        body.threshold,
+        scope=body.scope,
+    )
+    try:
+        outcome = decide(
+            st.store.read(),
+            embedder,
+            req,
+            backend=st.settings.backend,
+            force=body.force or body.no_cache,
+            writer=st.store.write,
+        )
+    except QueryError as exc:
+        raise HTTPException(400, f"scope: {exc}") from None
+    result = outcome.to_dict()
+    result["images"] = [present(i, st) for i in result["images"]]
+    result["generated"] = None
+    if outcome.generate is not None:
+        from dreamdepot.server.routes.generate import queue_for, submit_or_422
+
+        queue, wake = queue_for(st)
+        job = submit_or_422(queue, outcome.generate)
+        wake.set()
+        result["generated"] = {"job": job}
     return result
 
 
