@@ -61,16 +61,16 @@ def test_prompt_and_colour_taggers(cli: Cli, pics: Path) -> None:
         "snow",
         "rain",
         "forest",
-        "masterpiece",
         "lora:foxy",
         "model:v1-5-pruned-emaonly",
-        "landscape",
+        "orientation:landscape",
         "res:small",
         "colour:red",
     ):
         assert fox[t][0] == "auto", t
+    assert "masterpiece" not in fox and "landscape" not in fox  # boilerplate; shape namespaced
     night = _tags(cli, "seed:2")
-    assert {"portrait", "dark", "night sky", "stars"} <= set(night)
+    assert {"orientation:portrait", "dark", "night sky", "stars"} <= set(night)
     assert cli.jsonl("search", "autotag:forest", "--json")[0]["seed"] == 1234
     assert cli.jsonl("search", "tag:forest", "--json")  # tag: matches auto tags too
     assert "Tagged 0 image(s)" in cli("autotag", "--tagger", "prompt").stdout  # up to date
@@ -96,14 +96,14 @@ def test_a_new_tagger_version_re_tags_everything(
     cli("add", str(pics))
     cli("autotag", "--tagger", "colour")
     assert "Tagged 0 image(s)" in cli("autotag", "--tagger", "colour").stdout
-    monkeypatch.setattr(ColourTagger, "version", "2")
+    monkeypatch.setattr(ColourTagger, "version", "99")
     assert "Tagged 2 image(s)" in cli("autotag", "--tagger", "colour").stdout
     runs = (
         catalog(cli.library_path)
         .execute("SELECT DISTINCT version FROM tagger_runs WHERE tagger = 'colour'")
         .fetchall()
     )
-    assert [tuple(r) for r in runs] == [("2",)]
+    assert [tuple(r) for r in runs] == [("99",)]
 
 
 def test_faces_age_and_gender_on_a_real_photograph(cli: Cli, tmp_path: Path) -> None:
@@ -128,6 +128,12 @@ def test_faces_age_and_gender_on_a_real_photograph(cli: Cli, tmp_path: Path) -> 
     assert {"person", "face:1", "gender:female", "age:adult"} <= set(astro)
     assert astro["gender:female"] >= 0.8
     assert "cat.png" not in by_file and "coffee.png" not in by_file
+    notes = dict(
+        conn.execute(
+            "SELECT f.rel_path, r.note FROM tagger_runs r JOIN files f ON f.image_id = r.image_id"
+        ).fetchall()
+    )
+    assert notes["cat.png"] == "no face found" and notes["astronaut.png"] is None
 
 
 def test_a_missing_extra_is_one_message_and_the_others_go_on(
@@ -266,3 +272,89 @@ def test_nsfw_tagger_runs_the_real_detector_and_is_optional(cli: Cli, tmp_path: 
     from dreamdepot.config import Settings
 
     assert "nsfw" not in Settings().autotag  # off unless the user enables it
+
+
+def test_prompt_tags_name_subjects_not_boilerplate(cli: Cli, tmp_path: Path) -> None:
+    """Issue #19: boilerplate, placeholders and prompt syntax never become tags; widths,
+    '#' and underscores fold together; sentences give their noun phrases; artist syntax is
+    a style: namespace."""
+    root = tmp_path / "pics"
+    prompts = [
+        "general, masterpiece, best quality, amazing quality, very aesthetic, absurdres, "
+        "1girl, solo, hatsune_miku, #テスト, score_9, 8k ultra detailed",
+        "1girl, hatsune miku, テスト, by alphonse mucha, artist:wlop, ukiyo-e style",
+        "unknown",
+        "A Beautiful and high quality anime illustration. She is holding a rectangular sign "
+        "out in front of her",
+    ]
+    for i, text in enumerate(prompts):
+        png(root / f"{i}.png", {"parameters": f"{text}\nSteps: 5, Seed: {i}, Size: 64x64"})
+    cli("add", str(root))
+    cli("autotag", "--tagger", "prompt")
+    first, second = _tags(cli, "seed:0"), _tags(cli, "seed:1")
+    assert set(first) == {"1girl", "solo", "hatsune miku", "テスト"}
+    assert {"style:alphonse mucha", "style:wlop", "style:ukiyo-e"} <= set(second)
+    assert "テスト" in second and "#テスト" not in first
+    assert _tags(cli, "seed:2") == {}
+    assert {"anime illustration", "rectangular sign"} <= set(_tags(cli, "seed:3"))
+    listed = {t["name"] for t in cli.jsonl("tag", "list", "--limit", "500", "--json")}
+    for boiler in ("masterpiece", "best quality", "general", "very aesthetic", "8k", "unknown"):
+        assert boiler not in listed
+
+
+def test_terms_common_to_most_prompt_families_are_left_out(cli: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "pics"
+    colours, animals = ("red", "blue", "green", "amber"), ("fox", "owl", "cat")
+    subjects = [f"{c} {a}" for c in colours for a in animals]
+    places = [
+        "forest",
+        "desert",
+        "sea",
+        "city",
+        "cave",
+        "meadow",
+        "beach",
+        "castle",
+        "lake",
+        "swamp",
+        "moon",
+        "temple",
+    ]
+    for i, subject in enumerate(subjects):  # 12 unrelated families, one shared term
+        text = f"{subject}, trending on deviantart, {places[i]}"
+        png(root / f"{i}.png", {"parameters": f"{text}\nSteps: 5, Seed: {i}, Size: 64x64"})
+    cli("add", str(root))
+    cli("autotag", "--tagger", "prompt")
+    listed = {t["name"] for t in cli.jsonl("tag", "list", "--limit", "500", "--json")}
+    assert "trending on deviantart" not in listed and "red fox" in listed and "forest" in listed
+
+
+def test_the_migration_moves_orientation_tags_and_keeps_user_tags(tmp_path: Path) -> None:
+    """Schema 9 renames the colour tagger's bare 'landscape' to 'orientation:landscape' and
+    leaves a user's own 'landscape' (scenery) alone."""
+    import sqlite3
+
+    from dreamdepot.catalog.db import migrations
+
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    for number, _name, sql in migrations():
+        if number <= 8:
+            conn.executescript(sql)
+    now = time.time()
+    conn.execute("INSERT INTO images(id, content_hash, bytes, format, created_at, indexed_at) "
+                 "VALUES (1, 'a', 1, 'png', 0, 0), (2, 'b', 1, 'png', 0, 0)")  # fmt: skip
+    conn.execute("INSERT INTO tags(id, name, kind, created_at) VALUES (1, 'landscape', 'auto', 0)")
+    conn.executemany(
+        "INSERT INTO image_tags(tag_id, image_id, source, created_at, tagger) "
+        "VALUES (1, ?, ?, ?, ?)",
+        [(1, "auto", now, "colour"), (2, "user", now, None)],
+    )
+    [(sql,)] = [(s,) for n, _, s in migrations() if n == 9]
+    conn.executescript(sql)
+    rows = conn.execute(
+        "SELECT it.image_id, t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id "
+        "ORDER BY it.image_id"
+    ).fetchall()
+    assert rows == [(1, "orientation:landscape", "auto"), (2, "landscape", "user")]
+    counts = dict(conn.execute("SELECT name, image_count FROM tags").fetchall())
+    assert counts == {"landscape": 1, "orientation:landscape": 1}

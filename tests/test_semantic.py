@@ -380,3 +380,14 @@ def test_other_embedders_keep_their_own_vectors(
         assert any(f["prompt"] is None for f in found)
     hit = cli.json("dream", PROMPTS[3][0], "--json")  # the same prompt: a hit in any space
     assert hit["hit"] is True
+
+
+def test_a_library_can_extend_the_boilerplate_list(tmp_path: Path) -> None:
+    from dreamdepot.semantic.intent import content_words
+
+    own = tmp_path / "boilerplate.txt"
+    assert not same_intent("a fox, trending on deviantart", "a fox").same
+    own.write_text("# mine\ntrending on deviantart\n-masterpiece\n", encoding="utf-8")
+    assert same_intent("a fox, trending on deviantart", "a fox", boilerplate_file=str(own)).same
+    assert not same_intent("masterpiece, a fox", "a fox", boilerplate_file=str(own)).same
+    assert "masterpiece" not in content_words("masterpiece, a fox")  # shipped list unchanged

@@ -177,6 +177,14 @@ def detail(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
     d["files"] = paths_of(conn, image_id)
     d["tags"] = tags_of(conn, image_id)
     d["missing"] = not any(f["state"] == "present" for f in d["files"])
+    d["taggers"] = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT tagger AS name, version, at, error, note FROM tagger_runs "
+            "WHERE image_id = ? ORDER BY tagger",
+            (image_id,),
+        )
+    ]
     return d
 
 

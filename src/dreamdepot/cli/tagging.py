@@ -83,6 +83,31 @@ def _review(tag: str, query: str, action: str) -> None:
     console.print(f"{verb} auto tag '{escape(tag)}' on {n:,} image(s)", highlight=False)
 
 
+@tag_app.command("list")
+def tag_list(
+    query: Annotated[str, typer.Argument(help="Count over the images this query matches.")] = "",
+    limit: Annotated[int, typer.Option(help="How many tags, most used first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tag.")] = False,
+) -> None:
+    """The tags the sidebar shows: most used first, with their image counts."""
+    import sys
+
+    from dreamdepot.terminal import json_text
+
+    with open_library() as lib:
+        try:
+            found = catalog_tags.tag_counts(
+                lib.conn, catalog_images.compile_query(lib.conn, query), max(1, limit)
+            )
+        except QueryError as exc:
+            fail(str(exc), 2)
+    for t in found["tags"]:
+        if as_json:
+            sys.stdout.write(json_text(t, ensure_ascii=False) + "\n")
+        else:
+            console.print(f"{t['count']:>8,}  {escape(t['name'])}", highlight=False)
+
+
 @tag_app.command("remove")
 def tag_remove(
     tag: Annotated[str, typer.Argument(help="Tag name.")],

@@ -18,13 +18,14 @@ import sqlite3
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.semantic import service
 from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder
-from dreamdepot.semantic.intent import same_intent
+from dreamdepot.semantic.intent import IntentCheck, same_intent
+from dreamdepot.semantic.terms import content_text
 from dreamdepot.semantic.wordsim import word_vectors
 
 # The candidate gate. On the development half of bench/data/cache_eval_v2.txt the decision's
@@ -106,6 +107,8 @@ class DreamCache:
     def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None) -> None:
         self.conn = conn
         self.embedder = embedder or service.library_embedder(conn)
+        own = Path(service.catalog_file(conn)).parent / "boilerplate.txt"
+        self.boilerplate = str(own) if own.is_file() else None
 
     def lookup(self, req: DreamRequest, log: bool = True) -> Decision:
         started = time.perf_counter()
@@ -129,6 +132,7 @@ class DreamCache:
             allowed=scope[0] if scope else None,
         )
         words = word_vectors(self.embedder)
+        checked: dict[str, IntentCheck] = {}  # near-duplicates share their content text
         best: Decision | None = None
         for prompt_id, score in found:
             row = self.conn.execute(
@@ -145,7 +149,9 @@ class DreamCache:
                     prompt_id,
                 )
                 break
-            check = same_intent(prompt, row[0], words)
+            key = content_text(row[0])
+            check = checked.get(key) or same_intent(prompt, row[0], words, self.boilerplate)
+            checked[key] = check
             if not check.same:
                 best = best or Decision(
                     False,
@@ -254,7 +260,9 @@ class DreamCache:
             mine, theirs = req.negative_prompt.strip(), (r["negative"] or "").strip()
             words = word_vectors(self.embedder)
             if (mine or theirs) and (
-                not mine or not theirs or not same_intent(mine, theirs, words).same
+                not mine
+                or not theirs
+                or not same_intent(mine, theirs, words, self.boilerplate).same
             ):
                 return "the negative prompt differs"
         for key, value in req.hold.items():

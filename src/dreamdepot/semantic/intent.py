@@ -67,8 +67,15 @@ def content_words(prompt: str) -> set[str]:
     return {t.lemma for t in read(prompt).terms}
 
 
-def same_intent(a: str, b: str, similarity: WordSimilarity | None = None) -> IntentCheck:
+def same_intent(
+    a: str,
+    b: str,
+    similarity: WordSimilarity | None = None,
+    boilerplate_file: str | None = None,
+) -> IntentCheck:
     """Whether prompts ``a`` and ``b`` ask for the same picture, and if not, why.
+
+    ``boilerplate_file``: a library's own additions to the boilerplate list.
 
     >>> same_intent("a red fox, masterpiece", "best quality, (red:1.1) fox").same
     True
@@ -77,7 +84,7 @@ def same_intent(a: str, b: str, similarity: WordSimilarity | None = None) -> Int
     >>> same_intent("a cat on a bench", "a cat under a bench").kind
     'position'
     """
-    ra, rb = read(a), read(b)
+    ra, rb = read(a, boilerplate_file), read(b, boilerplate_file)
     paired: set[int] = set()
     return (
         _classes(ra, rb, similarity, paired)

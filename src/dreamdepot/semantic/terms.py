@@ -274,10 +274,22 @@ class Reading:
         return out
 
 
-@functools.lru_cache(maxsize=8)
 def boilerplate(extra_file: str | None = None) -> tuple[tuple[str, ...], ...]:
     """The boilerplate phrases as word tuples, longest first (``boilerplate.txt``, plus a
-    library's own file: a line adds a term, ``-term`` removes one)."""
+    library's own file: a line adds a term, ``-term`` removes one). An edited file is
+    read again."""
+    return _boilerplate(extra_file, _mtime(extra_file))
+
+
+def _mtime(path: str | None) -> float:
+    try:
+        return Path(path).stat().st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=8)
+def _boilerplate(extra_file: str | None, _mtime: float) -> tuple[tuple[str, ...], ...]:
     lines = resources.files("dreamdepot.semantic").joinpath("boilerplate.txt").read_text("utf-8")
     terms = {ln.strip().lower() for ln in lines.splitlines() if ln.strip() and ln[0] != "#"}
     if extra_file and Path(extra_file).is_file():
@@ -352,7 +364,7 @@ def _words(segment_text: str) -> list[str]:
     return out
 
 
-def _strip_boilerplate(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> list[str | None]:
+def strip_boilerplate(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> list[str | None]:
     kept: list[str | None] = list(words)
     for phrase in phrases:
         n = len(phrase)
@@ -365,18 +377,18 @@ def _strip_boilerplate(words: list[str], phrases: tuple[tuple[str, ...], ...]) -
 
 def read(prompt: str, extra_boilerplate: str | None = None) -> Reading:
     """Parse a prompt into its content terms (see the module docstring)."""
-    return _read(prompt, extra_boilerplate)
+    return _read(prompt, extra_boilerplate, _mtime(extra_boilerplate))
 
 
 @functools.lru_cache(maxsize=4096)
-def _read(prompt: str, extra_boilerplate: str | None) -> Reading:
+def _read(prompt: str, extra_boilerplate: str | None, _mtime: float) -> Reading:
     phrases = boilerplate(extra_boilerplate)
     terms: list[Term] = []
     weak: list[tuple[int, str]] = []
     index = 0
     for seg_no, segment in enumerate(_SEGMENT.split(normalise(prompt))):
         words = _words(segment)
-        kept = _strip_boilerplate(words, phrases)
+        kept = strip_boilerplate(words, phrases)
         seg_terms: list[Term] = []
         gaps: dict[int, list[str]] = {}  # index of a term -> function words just before it
         skipped: list[str] = []
@@ -487,7 +499,7 @@ def content_text(prompt: str) -> str:
     phrases = boilerplate(None)
     segments = []
     for segment in _SEGMENT.split(normalise(prompt)):
-        words = [w for w in _strip_boilerplate(_words(segment), phrases) if w]
+        words = [w for w in strip_boilerplate(_words(segment), phrases) if w]
         if words:
             segments.append(" ".join(words))
     return ", ".join(segments)

@@ -26,6 +26,8 @@ class Subject:
     loras: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     pixels: Image.Image | None = None
+    # tagger name -> what it could not do here ("no face found"); kept in tagger_runs.note
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

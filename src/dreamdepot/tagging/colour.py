@@ -41,7 +41,7 @@ def resolution_class(w: int, h: int) -> str:
 
 class ColourTagger:
     name = "colour"
-    version = "1"
+    version = "2"  # 2: orientation:* (a bare "landscape" is scenery, not a shape)
     needs_pixels = True
 
     def tag(self, subject: Subject) -> list[Proposal]:
@@ -51,7 +51,14 @@ class ColourTagger:
             ratio = w / h
             out.append(
                 Proposal(
-                    "square" if 0.95 <= ratio <= 1.05 else "portrait" if ratio < 1 else "landscape"
+                    "orientation:"
+                    + (
+                        "square"
+                        if 0.95 <= ratio <= 1.05
+                        else "portrait"
+                        if ratio < 1
+                        else "landscape"
+                    )
                 )
             )
             out.append(Proposal(resolution_class(w, h)))

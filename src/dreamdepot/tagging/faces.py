@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from dreamdepot.tagging.base import Proposal, Subject, TaggerUnavailable
 
 MAX_SIDE = 768  # detection accuracy is fine at this size; 1024² costs ~4x more
@@ -28,7 +31,7 @@ def age_band(age: float) -> str:
 
 class FaceTagger:
     name = "faces"
-    version = "1"
+    version = "2"  # 2: records "no face found" / "not applicable" in tagger_runs.note
     needs_pixels = True
 
     def __init__(self, min_confidence: float = 0.8) -> None:
@@ -63,6 +66,11 @@ class FaceTagger:
             if _unit(_get(gender, "confidence")) >= self.min_confidence:
                 faces.append(r)
         if not faces:
+            subject.notes[self.name] = (
+                "not applicable: looks like an illustration (the face model is for photos)"
+                if looks_illustrated(subject.pixels)
+                else "no face found"
+            )
             return []
         out = [
             Proposal("person", 1.0),
@@ -88,6 +96,21 @@ class FaceTagger:
             if p.tag not in best or p.confidence > best[p.tag].confidence:
                 best[p.tag] = p
         return list(best.values())
+
+
+def looks_illustrated(im: Image.Image) -> bool:
+    """A cheap photo-vs-illustration signal: drawn and rendered images are made of few,
+    flat colours, photographs of many noisy ones. Counts the distinct colours (4 bits per
+    channel) of a 128-px copy and the share of pixels that sit in flat 2x2 blocks."""
+    small = im.convert("RGB").copy()
+    small.thumbnail((128, 128))
+    a = np.asarray(small, dtype=np.int16)
+    quant = (a >> 4).reshape(-1, 3)
+    distinct = len(np.unique(quant[:, 0] * 256 + quant[:, 1] * 16 + quant[:, 2]))
+    dx = np.abs(np.diff(a, axis=1)).sum(axis=2)[:-1, :]
+    dy = np.abs(np.diff(a, axis=0)).sum(axis=2)[:, :-1]
+    flat = float(((dx <= 3) & (dy <= 3)).mean()) if dx.size else 1.0
+    return distinct < 180 or flat > 0.45
 
 
 def _unit(value: Any) -> float:

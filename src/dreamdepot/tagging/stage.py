@@ -48,7 +48,10 @@ def build_taggers(
         try:
             if name == "prompt":
                 syn = Path(settings.tag_synonyms or library_dir / "tag-synonyms.txt")
-                taggers.append(PromptTermsTagger(load_synonyms(syn)))
+                own = library_dir / "boilerplate.txt"
+                taggers.append(
+                    PromptTermsTagger(load_synonyms(syn), str(own) if own.is_file() else None)
+                )
             elif name == "colour":
                 taggers.append(ColourTagger())
             elif name == "faces":
@@ -128,9 +131,12 @@ def _subject(conn: sqlite3.Connection, image_id: int) -> tuple[Subject, str | No
     return subject, path
 
 
+Outcome = tuple[int, dict[str, list[Proposal]], dict[str, str], dict[str, str]]
+
+
 def _run(
     items: list[tuple[Subject, str | None, list[str]]], taggers: dict[str, Tagger]
-) -> list[tuple[int, dict[str, list[Proposal]], dict[str, str]]]:
+) -> list[Outcome]:
     out = []
     for subject, path, names in items:
         proposals: dict[str, list[Proposal]] = {}
@@ -158,7 +164,7 @@ def _run(
             except Exception as exc:  # one image must not stop a tagger on a library
                 errors[n] = f"{type(exc).__name__}: {exc}"
         subject.pixels = None
-        out.append((subject.image_id, proposals, errors))
+        out.append((subject.image_id, proposals, errors, dict(subject.notes)))
     return out
 
 
@@ -166,9 +172,7 @@ def _run(
 _FORKED_TAGGERS: dict[str, Tagger] = {}
 
 
-def _run_in_worker(
-    items: list[tuple[Subject, str | None, list[str]]],
-) -> list[tuple[int, dict[str, list[Proposal]], dict[str, str]]]:
+def _run_in_worker(items: list[tuple[Subject, str | None, list[str]]]) -> list[Outcome]:
     return _run(items, _FORKED_TAGGERS)
 
 
@@ -178,6 +182,7 @@ def write_proposals(
     image_id: int,
     proposals: dict[str, list[Proposal]],
     errors: dict[str, str],
+    notes: dict[str, str] | None = None,
 ) -> int:
     """Inside the caller's transaction: replace this image's auto tags from these taggers."""
     added = 0
@@ -202,9 +207,9 @@ def write_proposals(
             ).rowcount
     for name in list(proposals) + list(errors):
         conn.execute(
-            "INSERT OR REPLACE INTO tagger_runs(tagger, image_id, version, at, error) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (name, image_id, taggers[name].version, now, errors.get(name)),
+            "INSERT OR REPLACE INTO tagger_runs(tagger, image_id, version, at, error, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, image_id, taggers[name].version, now, errors.get(name), (notes or {}).get(name)),
         )
     return added
 
@@ -221,6 +226,11 @@ def autotag(
     started = time.perf_counter()
     result = AutotagResult()
     by_name = {t.name: t for t in taggers}
+    prompt_tagger = by_name.get("prompt")
+    if prompt_tagger is not None and hasattr(prompt_tagger, "common"):
+        from dreamdepot.tagging.prompt_terms import common_terms
+
+        prompt_tagger.common = common_terms(conn)  # measured on the whole library
     q = compile_query(conn, query)
     owed = _pending(conn, taggers, q.where, q.params, force)
     if not owed:
@@ -232,11 +242,13 @@ def autotag(
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     needs_pixels = any(t.needs_pixels for t in taggers)
 
-    def write(batch: list[tuple[int, dict[str, list[Proposal]], dict[str, str]]]) -> None:
+    def write(batch: list[Outcome]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for image_id, proposals, errors in batch:
-                result.tags_added += write_proposals(conn, by_name, image_id, proposals, errors)
+            for image_id, proposals, errors, notes in batch:
+                result.tags_added += write_proposals(
+                    conn, by_name, image_id, proposals, errors, notes
+                )
                 result.errors += len(errors)
                 for n in proposals:
                     result.per_tagger[n] = result.per_tagger.get(n, 0) + 1

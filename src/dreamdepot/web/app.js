@@ -557,6 +557,9 @@ async function openDetail(id) {
       copy("Copy A1111 infotext", infotext), copy("Copy seed", d.seed != null ? String(d.seed) : "")),
     el("h4", { text: "Parameters" }), table,
     el("h4", { text: "Tags" }), tagRow, addTag,
+    el("div", { class: "taggers meta", id: "detail-taggers" }, ...((d.taggers || []).length
+      ? d.taggers.map((t) => el("div", { text: `tagger ${t.name} v${t.version}: ${t.error ? `failed — ${t.error}` : t.note || "ran"}` }))
+      : [el("div", { text: "no automatic tagger has run on this image yet" })])),
     el("h4", { text: "Albums" }), el("div", { class: "row", text: (d.albums || []).join(", ") || "—" }),
     el("h4", { text: "Generate" }), genButtons,
     el("h4", { text: "Looks similar" }), similar,
