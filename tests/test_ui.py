@@ -316,3 +316,18 @@ def test_dream_page_explains_hits_and_misses_and_generates_anyway(dream_page: An
     pg.fill("#dream-scope", "folder:nowhere")
     pg.click("#dream-go")
     pg.wait_for_selector("#dream-result >> text=no image in the lookup's scope")
+
+
+def test_folder_tree_filters_the_grid_and_the_address_keeps_it(page: Any) -> None:
+    pg, base = page
+    pg.wait_for_selector("#folders li")
+    root = pg.locator("#folders li >> nth=0")
+    assert root.locator(".n").inner_text().replace(",", "") == "10001"
+    root.locator(".twisty").click()
+    pg.wait_for_selector("#folders li[data-path$='/d3']")
+    pg.click("#folders li[data-path$='/d3'] .name")
+    pg.wait_for_function("S.q.startsWith('folder:') && S.total === 1000")
+    assert "folder%3A" in pg.url and pg.is_visible("#folders li.included[data-path$='/d3']")
+    pg.goto(base + "/#/dream")  # opened by its address: the sidebar is filled all the same
+    pg.wait_for_selector("#tags li")
+    pg.wait_for_selector("#folders li")

@@ -293,12 +293,17 @@ def _lora(value: str, tok: Token, query: str) -> Clause:
 
 
 def _folder(value: str, tok: Token, query: str) -> Clause:
+    """``folder:outputs`` (any folder of that name) or ``folder:/abs/path`` (that folder and
+    below, as the folder tree's links write it)."""
     if not value:
         raise QueryError("expected a folder after 'folder:'", tok.pos, query)
+    pattern = _like(value.strip("/") + "/")
+    if value.startswith("/"):  # a prefix: "/pics/a" must not match "/old/pics/a"
+        pattern = "/" + pattern[1:]  # "%pics/a/%" -> "/pics/a/%"
     return (
         "EXISTS (SELECT 1 FROM files f JOIN roots r ON r.id = f.root_id "
         "WHERE f.image_id = images.id AND (r.path || '/' || f.rel_path) LIKE ? ESCAPE '\\')",
-        [_like(value.strip("/") + "/")],
+        [pattern],
     )
 
 

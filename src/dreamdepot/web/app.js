@@ -215,6 +215,7 @@ function resetGrid() {
       .then((r) => { S.total = r.count; $("#status").textContent = `${r.count.toLocaleString()} images`; })
       .catch(() => {});
     loadTags();
+    loadFolders();
   });
 }
 
@@ -227,6 +228,53 @@ function setQuery(q, push = true) {
   }
   showView("grid");
   resetGrid();
+}
+
+// ---------------------------------------------------------------------------------------
+// folder tree: registered folders and subfolders with counts kept by the catalog; a click
+// filters the grid by that folder (one folder: term in the query, so it is in the URL)
+const openFolders = new Set();
+
+function folderTerm(q) {
+  return terms(q).find((t) => /^folder:/.test(t)) || null;
+}
+
+function setFolder(path) {
+  const term = `folder:${quoteValue(path)}`;
+  const current = folderTerm(S.q);
+  const rest = terms(S.q).filter((t) => t !== current);
+  setQuery((current === term ? rest : [...rest, term]).join(" "));
+}
+
+async function loadFolders() {
+  const list = $("#folders");
+  try {
+    const roots = await api("/api/folders");
+    const active = folderTerm(S.q);
+    const render = (node, depth) => {
+      const term = `folder:${quoteValue(node.path)}`;
+      const hasKids = node.children.length > 0;
+      const open = openFolders.has(node.path);
+      const toggle = el("span", { class: "twisty", text: hasKids ? (open ? "▾" : "▸") : "·" });
+      const li = el("li", { dataset: { path: node.path } },
+        toggle,
+        el("span", { class: "name", text: node.name + (node.online ? "" : " (offline)") }),
+        el("span", { class: "n", text: node.count.toLocaleString() }));
+      li.style.paddingLeft = `${4 + depth * 12}px`;  // CSSOM: allowed under the CSP
+      if (active === term) li.classList.add("included");
+      if (!node.online) li.classList.add("offline");
+      toggle.addEventListener("click", (ev) => {
+        ev.stopPropagation();
+        if (open) openFolders.delete(node.path); else openFolders.add(node.path);
+        loadFolders();
+      });
+      li.addEventListener("click", () => setFolder(node.path));
+      const out = [li];
+      if (open) for (const c of node.children) out.push(...render(c, depth + 1));
+      return out;
+    };
+    list.replaceChildren(...roots.flatMap((r) => render(r, 0)));
+  } catch { /* the grid shows errors */ }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -953,4 +1001,9 @@ function listen() {
 renderSaved();
 layout();
 route();
+// the sidebar fills whichever page the address opens (#/dream, #/prompts …)
+if (location.hash.startsWith("#/") && !location.hash.startsWith("#/?") && location.hash !== "#/") {
+  loadTags();
+  loadFolders();
+}
 listen();

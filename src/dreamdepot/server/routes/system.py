@@ -14,6 +14,15 @@ from dreamdepot.server.app import state
 router = APIRouter(prefix="/api", tags=["library"])
 
 
+@router.get("/folders")
+def folders(request: Request) -> list[dict[str, Any]]:
+    """The folder tree: each registered folder with its subfolders and how many files are at
+    or below each (kept by the catalog, not counted per request); offline roots say so."""
+    from dreamdepot.catalog.folders import folder_tree
+
+    return folder_tree(state(request).store.read())
+
+
 @router.get("/stats")
 def stats(request: Request) -> dict[str, Any]:
     st = state(request)
