@@ -314,10 +314,37 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
     ] = None,
+    xmp: Annotated[
+        bool, typer.Option("--xmp", help="Write NAME.EXT.xmp sidecars for photo tools instead.")
+    ] = False,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="With --xmp: under this folder, mirrored.")
+    ] = None,
+    include_auto: Annotated[
+        bool, typer.Option(help="With --xmp: automatic tags too (default: yours only).")
+    ] = False,
 ) -> None:
-    """Export paths, hashes, parameters, prompts and tags as JSON Lines or CSV."""
+    """Export paths, hashes, parameters, prompts and tags as JSON Lines or CSV, or tags,
+    ratings and prompts as XMP sidecars (--xmp; the images themselves are not touched)."""
     from dreamdepot.export import write_csv, write_jsonl
 
+    if xmp:
+        from dreamdepot.xmp import export_xmp
+
+        with open_library() as lib:
+            try:
+                n = export_xmp(
+                    lib.conn, query, to.expanduser().resolve() if to else None, include_auto
+                )
+            except QueryError as exc:
+                fail(f"bad query: {exc}", 2)
+            except OSError as exc:
+                fail(f"cannot write a sidecar: {exc}", 1)
+        console.print(
+            f"Wrote {n:,} XMP sidecar(s)"
+            + (f" under {escape(str(to))}" if to else " beside the images")
+        )
+        return
     if fmt not in ("jsonl", "csv"):
         fail("--format must be jsonl or csv", 2)
     writer = write_jsonl if fmt == "jsonl" else write_csv
@@ -335,6 +362,43 @@ def export(
             with open(output, "w", encoding="utf-8", newline="") as out:
                 n = writer(lib.conn, query, out)
     err_console.print(f"exported {n:,} image(s)")
+
+
+@app.command("import")
+def import_sidecars(
+    folders: Annotated[
+        list[Path] | None, typer.Argument(help="Where to look (default: every registered folder).")
+    ] = None,
+    xmp: Annotated[
+        bool, typer.Option("--xmp", help="Read XMP sidecars (the only kind yet).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read tags, ratings and favourites from XMP sidecars written by digiKam, Lightroom or
+    darktable (or by `export --xmp`) into your tags; newer changes here win and are listed."""
+    from dreamdepot.xmp import import_xmp
+
+    if not xmp:
+        fail("say what to import: --xmp", 2)
+    with open_library() as lib:
+        places = (
+            [f.expanduser().resolve() for f in folders]
+            if folders
+            else [Path(r[0]) for r in lib.conn.execute("SELECT path FROM roots WHERE online = 1")]
+        )
+        with lib.catalog.transaction() as conn:
+            report = import_xmp(conn, places)
+    if as_json:
+        sys.stdout.write(json_text(report.__dict__) + "\n")
+        return
+    console.print(
+        f"{report.sidecars:,} sidecar(s): {report.images_changed:,} image(s) changed, "
+        f"{report.tags_added:,} tag(s) added, {report.ratings_set:,} rating(s) set; "
+        f"{len(report.conflicts):,} conflict(s), {len(report.unmatched):,} without an image, "
+        f"{len(report.errors):,} unreadable"
+    )
+    for line in report.conflicts + report.errors:
+        console.print(f"  {escape(line)}", highlight=False)
 
 
 @app.command()

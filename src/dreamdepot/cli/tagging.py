@@ -42,6 +42,24 @@ def _tag_change(tag: str, query: str, remove: bool) -> None:
     )
 
 
+@app.command()
+def rate(
+    stars: Annotated[int, typer.Argument(help="0 (none) to 5.", min=0, max=5)],
+    query: Annotated[str, typer.Argument(help="Query selecting the images (all if empty).")] = "",
+) -> None:
+    """Rate every image QUERY matches (0 clears the rating)."""
+    with open_library() as lib:
+        try:
+            ids = catalog_images.matching_ids(lib.conn, query)
+        except QueryError as exc:
+            fail(f"bad query: {exc}", 2)
+        with lib.catalog.transaction() as conn:
+            conn.executemany(
+                "UPDATE images SET rating = ? WHERE id = ?", [(stars or None, i) for i in ids]
+            )
+    console.print(f"Rated {len(ids):,} image(s) {stars}", highlight=False)
+
+
 @tag_app.command("add")
 def tag_add(
     tag: Annotated[str, typer.Argument(help="Tag name.")],
