@@ -331,3 +331,37 @@ def test_folder_tree_filters_the_grid_and_the_address_keeps_it(page: Any) -> Non
     pg.goto(base + "/#/dream")  # opened by its address: the sidebar is filled all the same
     pg.wait_for_selector("#tags li")
     pg.wait_for_selector("#folders li")
+
+
+def test_full_screen_viewer_walks_the_query_zooms_and_rates(page: Any) -> None:
+    pg, _ = page
+    pg.fill("#search", "whale")
+    pg.keyboard.press("Enter")
+    pg.wait_for_function("S.q === 'whale' && S.items.length > 100")
+    pg.click(".tile >> nth=0")
+    pg.keyboard.press("v")
+    pg.wait_for_selector("#viewer:not([hidden])")
+    first = pg.get_attribute("#viewer-img", "data-id")
+    pg.wait_for_function("document.querySelector('#viewer-img').complete")
+    assert "blue whale" in pg.inner_text("#viewer-info")
+    pg.keyboard.press("ArrowRight")
+    pg.wait_for_function("V.pos === 1")
+    pg.evaluate("showViewerAt(119)")  # the last of the first page (120 items) ...
+    pg.keyboard.press("ArrowRight")  # ... and on across the page boundary
+    pg.wait_for_function("V.pos === 120 && S.items.length > 120")
+    assert pg.get_attribute("#viewer-img", "data-id") != first
+    assert "whale" in pg.inner_text("#viewer-info")
+    pg.wait_for_function("V.loadedAt > V.shownAt")  # fitted once loaded
+    before = pg.evaluate("V.scale")
+    pg.mouse.move(640, 400)
+    pg.mouse.wheel(0, -300)
+    pg.wait_for_function(f"V.scale > {before} && !V.fit")
+    pg.keyboard.press("0")
+    assert pg.evaluate("V.fit")
+    pg.keyboard.press("i")
+    assert pg.is_hidden("#viewer-info")
+    pg.keyboard.press("4")
+    pg.wait_for_function("S.items[V.pos].rating === 4")
+    assert "★★★★" in pg.inner_text("#viewer-pos")
+    pg.keyboard.press("Escape")
+    assert pg.is_hidden("#viewer") and pg.evaluate("S.focus") == 120

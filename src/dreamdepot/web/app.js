@@ -598,7 +598,12 @@ async function openDetail(id) {
   if (d.parent_id) lineage.append(el("button", { text: `Parent #${d.parent_id}`, onclick: () => openDetail(d.parent_id) }));
   for (const c of d.children || []) lineage.append(el("button", { text: `Child #${c}`, onclick: () => openDetail(c) }));
   info.replaceChildren(
-    el("div", { class: "row" }, stars, fav, el("span", { text: `#${d.id}` })),
+    el("div", { class: "row" }, stars, fav, el("span", { text: `#${d.id}` }),
+      el("button", { id: "detail-fullscreen", text: "Full screen (V)", onclick: () => {
+        const pos = S.index.get(id);
+        closeDetail();
+        if (pos != null) openViewer(pos);
+      } })),
     el("h4", { text: "Prompt" }), el("div", { class: "prompt", id: "detail-prompt", text: d.prompt || "(none)" }),
     el("h4", { text: "Negative prompt" }), el("div", { class: "prompt", text: d.negative_prompt || "(none)" }),
     el("div", { class: "row" }, copy("Copy prompt", d.prompt), copy("Copy negative", d.negative_prompt),
@@ -614,6 +619,157 @@ async function openDetail(id) {
     el("h4", { text: "Lineage" }), lineage.childElementCount ? lineage : el("div", { text: "—" }),
     el("h4", { text: "Files" }), ...d.files.map((f) => el("div", { text: `${f.path} (${f.state})` })),
   );
+}
+
+// ---------------------------------------------------------------------------------------
+// full-screen viewer: walks the current query's results in order (loading further pages as
+// it goes), fit / 100% / wheel zoom with pan, an info overlay, the grid's rating keys
+const V = { pos: -1, scale: 1, fit: true, x: 0, y: 0, info: true, preload: new Map() };
+
+function openViewer(pos) {
+  if (!S.items[pos]) return;
+  $("#viewer").hidden = false;
+  $("#viewer").focus();
+  showViewerAt(pos);
+}
+
+function closeViewer() {
+  $("#viewer").hidden = true;
+  if (V.pos >= 0) { S.focus = V.pos; refreshTiles(); }
+  scroller.focus();
+}
+
+function fullUrl(item) { return safeUrl(item.file_url); }
+
+function preloadAround(pos) {
+  for (const p of [pos + 1, pos + 2, pos - 1]) {
+    const item = S.items[p];
+    if (item && !V.preload.has(item.id)) {
+      const im = new Image();
+      im.decoding = "async";
+      im.src = fullUrl(item);
+      V.preload.set(item.id, im);
+    }
+  }
+  if (V.preload.size > 12) V.preload.delete(V.preload.keys().next().value);
+  if (pos + 5 >= S.items.length && !S.done) loadMore();
+}
+
+function showViewerAt(pos) {
+  const item = S.items[pos];
+  if (!item) return;
+  V.pos = pos;
+  S.selected.clear();
+  S.focus = pos;
+  const img = $("#viewer-img");
+  V.shownAt = performance.now();
+  img.onload = () => { V.loadedAt = performance.now(); fitViewer(); };
+  img.src = fullUrl(item);
+  img.dataset.id = item.id;
+  $("#viewer-pos").textContent = `${pos + 1} of ${S.total ?? S.items.length}${item.rating ? " · " + "★".repeat(item.rating) : ""}${item.favorite ? " · ♥" : ""}`;
+  renderViewerInfo(item);
+  preloadAround(pos);
+}
+
+function renderViewerInfo(item) {
+  const box = $("#viewer-info");
+  box.hidden = !V.info;
+  const params = [
+    ["model", item.model], ["sampler", item.sampler], ["steps", item.steps], ["cfg", item.cfg_scale],
+    ["seed", item.seed], ["size", item.width && item.height ? `${item.width}×${item.height}` : null],
+  ].filter(([, v]) => v != null && v !== "");
+  box.replaceChildren(
+    el("div", { class: "prompt", text: item.prompt || "(no prompt)" }),
+    el("div", { class: "meta", text: params.map(([k, v]) => `${k} ${v}`).join(" · ") }));
+}
+
+function applyViewerTransform() {
+  $("#viewer-img").style.transform = `translate(${V.x}px, ${V.y}px) scale(${V.scale})`;
+}
+
+function fitViewer() {
+  const img = $("#viewer-img");
+  const stage = $("#viewer-stage");
+  const w = img.naturalWidth || 1, h = img.naturalHeight || 1;
+  V.scale = Math.min(stage.clientWidth / w, stage.clientHeight / h, 1e3);
+  V.fitScale = V.scale;
+  V.x = (stage.clientWidth - w * V.scale) / 2;
+  V.y = (stage.clientHeight - h * V.scale) / 2;
+  V.fit = true;
+  applyViewerTransform();
+}
+
+function zoomViewer(factor, cx, cy) {
+  const stage = $("#viewer-stage");
+  const px = cx ?? stage.clientWidth / 2, py = cy ?? stage.clientHeight / 2;
+  const next = Math.max(0.05, Math.min(Math.max(32, (V.fitScale || 1) * 8), V.scale * factor));
+  V.x = px - (px - V.x) * (next / V.scale);
+  V.y = py - (py - V.y) * (next / V.scale);
+  V.scale = next;
+  V.fit = false;
+  applyViewerTransform();
+}
+
+function actualSize() {
+  const img = $("#viewer-img");
+  const stage = $("#viewer-stage");
+  zoomViewer(1 / V.scale, stage.clientWidth / 2, stage.clientHeight / 2);
+  if (img.naturalWidth <= stage.clientWidth) V.x = (stage.clientWidth - img.naturalWidth) / 2;
+  applyViewerTransform();
+}
+
+$("#viewer-stage").addEventListener("wheel", (ev) => {
+  ev.preventDefault();
+  const r = ev.currentTarget.getBoundingClientRect();
+  zoomViewer(ev.deltaY < 0 ? 1.15 : 1 / 1.15, ev.clientX - r.left, ev.clientY - r.top);
+}, { passive: false });
+$("#viewer-stage").addEventListener("pointerdown", (ev) => {
+  const stage = ev.currentTarget;
+  const start = { x: ev.clientX, y: ev.clientY, vx: V.x, vy: V.y };
+  stage.classList.add("dragging");
+  stage.setPointerCapture(ev.pointerId);
+  const move = (e) => { V.x = start.vx + e.clientX - start.x; V.y = start.vy + e.clientY - start.y; applyViewerTransform(); };
+  const up = (e) => {
+    stage.classList.remove("dragging");
+    stage.removeEventListener("pointermove", move);
+    stage.removeEventListener("pointerup", up);
+    const dx = e.clientX - start.x;
+    if (V.fit && Math.abs(dx) > 60 && Math.abs(e.clientY - start.y) < 80) {  // a swipe
+      V.x = start.vx;
+      showViewerAt(Math.max(0, Math.min(S.items.length - 1, V.pos + (dx < 0 ? 1 : -1))));
+    }
+  };
+  stage.addEventListener("pointermove", move);
+  stage.addEventListener("pointerup", up);
+});
+$("#viewer-stage").addEventListener("dblclick", () => (V.fit ? actualSize() : fitViewer()));
+window.addEventListener("resize", () => { if (!$("#viewer").hidden && V.fit) fitViewer(); });
+
+async function viewerNext() {
+  // at the end of what is loaded, wait for the next page rather than stopping
+  while (V.pos + 1 >= S.items.length && !S.done) {
+    if (S.loading) await new Promise((r) => setTimeout(r, 30));
+    else await loadMore();
+  }
+  showViewerAt(Math.min(S.items.length - 1, V.pos + 1));
+}
+
+function viewerKey(ev) {
+  const k = ev.key;
+  if (k === "Escape") closeViewer();
+  else if (k === "ArrowRight" || k === "PageDown") viewerNext();
+  else if (k === "ArrowLeft" || k === "PageUp") showViewerAt(Math.max(0, V.pos - 1));
+  else if (k === "+" || k === "=") zoomViewer(1.25);
+  else if (k === "-") zoomViewer(1 / 1.25);
+  else if (k === "0") fitViewer();
+  else if (k === "i" || k === "I") { V.info = !V.info; $("#viewer-info").hidden = !V.info; }
+  else if (/^[1-5]$/.test(k)) {
+    if (k === "1" && ev.altKey) return actualSize();
+    rate(Number(k)).then(() => showViewerAt(V.pos)).catch((e) => toast(e.message));
+  } else if (k === "f" || k === "F") toggleFavorite().then(() => showViewerAt(V.pos)).catch((e) => toast(e.message));
+  else if (k === "t" || k === "T") openTagDialog(false);
+  else return;
+  ev.preventDefault();
 }
 
 function thumb(item, onclick) {
@@ -922,8 +1078,10 @@ document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") ev.target.blur();
     return;
   }
+  if (!$("#viewer").hidden) return viewerKey(ev);
   if (!$("#detail").hidden) {
     if (ev.key === "Escape" || ev.key === " ") { ev.preventDefault(); closeDetail(); }
+    else if (ev.key === "v" || ev.key === "V") { ev.preventDefault(); $("#detail-fullscreen")?.click(); }
     return;
   }
   if ($("#grid-view").hidden) return;
@@ -936,6 +1094,9 @@ document.addEventListener("keydown", (ev) => {
     ev.preventDefault();
     const item = S.items[S.focus];
     if (item) openDetail(item.id);
+  } else if (k === "v" || k === "V" || k === "Enter" && ev.altKey) {
+    ev.preventDefault();
+    openViewer(S.focus >= 0 ? S.focus : 0);
   } else if (k === "t" || k === "T") { ev.preventDefault(); openTagDialog(false); }
   else if (/^[0-5]$/.test(k)) rate(Number(k) || null).catch((e) => toast(e.message));
   else if (k === "f" || k === "F") toggleFavorite().catch((e) => toast(e.message));
