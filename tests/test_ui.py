@@ -365,3 +365,28 @@ def test_full_screen_viewer_walks_the_query_zooms_and_rates(page: Any) -> None:
     assert "★★★★" in pg.inner_text("#viewer-pos")
     pg.keyboard.press("Escape")
     assert pg.is_hidden("#viewer") and pg.evaluate("S.focus") == 120
+
+
+def test_duplicates_page_marks_the_others_with_one_key(tmp_path: Path, browser: Any) -> None:
+    from conftest import Cli
+    from test_duplicates import _library
+
+    cli = Cli(tmp_path / "lib")
+    _library(cli, tmp_path)
+    with Server(cli.library_path) as srv:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(srv.base + "/#/duplicates")
+        pg.wait_for_selector(".dup-group img.keep")
+        assert pg.locator(".dup-group img").count() == 2
+        pg.keyboard.press("m")
+        pg.wait_for_selector(".dup-group.marked")
+        marked = cli.jsonl("search", "tag:marked-for-deletion", "--json")
+        keep = pg.get_attribute(".dup-group", "data-keep")
+        assert len(marked) == 1 and str(marked[0]["id"]) != keep
+        pg.select_option("#dup-kind", "exact")
+        pg.wait_for_selector(".dup-group .dup-mark[disabled]")  # one image, two files: keep all
+        assert errors == []
+        context.close()

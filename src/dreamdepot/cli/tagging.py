@@ -60,6 +60,48 @@ def rate(
     console.print(f"Rated {len(ids):,} image(s) {stars}", highlight=False)
 
 
+@app.command()
+def duplicates(
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Exact copies instead of look-alikes.")
+    ] = False,
+    max_distance: Annotated[
+        int, typer.Option(help="Look-alike: hash bits that may differ (default 6).", min=0, max=16)
+    ] = 6,
+    mark: Annotated[
+        bool, typer.Option("--mark", help="Tag all but the suggested keeper marked-for-deletion.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group.")] = False,
+) -> None:
+    """Groups of exact copies or look-alike images with a keep-best suggestion (highest
+    rated, favourite, most pixels). Nothing is deleted; --mark only tags."""
+    import sys
+
+    from dreamdepot.catalog.duplicates import MARK, duplicate_groups
+    from dreamdepot.terminal import json_text
+
+    with open_library() as lib:
+        groups = duplicate_groups(lib.conn, "exact" if exact else "near", max_distance)
+        marked = 0
+        if mark and not exact:
+            with lib.catalog.transaction() as conn:
+                for g in groups:
+                    others = [i["id"] for i in g["images"] if i["id"] != g["keep"]]
+                    marked += catalog_tags.add_tag(conn, MARK, others)
+    for g in groups:
+        if as_json:
+            sys.stdout.write(json_text(g, ensure_ascii=False) + "\n")
+        else:
+            ids = ", ".join(
+                f"#{i['id']}" + (" (keep)" if i["id"] == g["keep"] else "") for i in g["images"]
+            )
+            console.print(f"{g['kind']}: {ids}", highlight=False)
+    if not as_json:
+        console.print(
+            f"{len(groups):,} group(s)" + (f"; marked {marked:,} image(s) {MARK}" if mark else "")
+        )
+
+
 @tag_app.command("add")
 def tag_add(
     tag: Annotated[str, typer.Argument(help="Tag name.")],

@@ -945,6 +945,56 @@ $("#dream-prompt").addEventListener("input", (ev) => {
   }, 200);
 });
 
+// duplicates: exact copies and look-alikes, a keep suggestion each; M (or the button) tags
+// the others of the first unmarked group marked-for-deletion — nothing is deleted
+async function showDuplicates() {
+  showView("duplicates");
+  const view = $("#duplicates-view");
+  const kind = el("select", { id: "dup-kind" }, el("option", { value: "near", text: "look-alikes" }),
+    el("option", { value: "exact", text: "exact copies (one image, several files)" }));
+  const list = el("div", { id: "dup-list" });
+  view.replaceChildren(el("div", { class: "toolbar" }, kind,
+    el("span", { class: "meta", text: "M: mark the others of the next group for deletion (a tag; nothing is deleted)" })), list);
+  const load = async () => {
+    list.replaceChildren(el("div", { text: "Looking for duplicates…" }));
+    const { groups } = await api(`/api/duplicates?kind=${kind.value}`);
+    if (!groups.length) return list.replaceChildren(el("div", { text: "No duplicates found." }));
+    list.replaceChildren(...groups.map((g) => {
+      const row = el("div", { class: "dup-group", dataset: { keep: g.keep } });
+      const strip = el("div", { class: "strip" }, ...g.images.map((it) => {
+        const t = thumb(it, () => openDetail(it.id));
+        t.dataset.id = it.id;
+        if (it.id === g.keep) t.classList.add("keep");
+        t.title = `${it.id === g.keep ? "keep (suggested) · " : ""}${it.width}×${it.height}` +
+          (it.distance != null ? ` · ${it.distance} bits` : "") + (it.paths ? ` · ${it.paths.join(", ")}` : "");
+        return t;
+      }));
+      const others = g.images.filter((it) => it.id !== g.keep).map((it) => it.id);
+      const button = el("button", { class: "dup-mark", text: others.length ? `Mark ${others.length} other(s) for deletion` : "Keep all (one image)" });
+      if (!others.length) button.disabled = true;
+      button.addEventListener("click", async () => {
+        await api("/api/tags", { json: { tags: ["marked-for-deletion"], ids: others } });
+        row.classList.add("marked");
+        button.disabled = true;
+        button.textContent = `Marked ${others.length} for deletion`;
+        toast(`Tagged ${others.length} image(s) marked-for-deletion; nothing is deleted`);
+      });
+      row.append(strip, button);
+      return row;
+    }));
+  };
+  kind.addEventListener("change", load);
+  await load();
+}
+
+document.addEventListener("keydown", (ev) => {
+  if ($("#duplicates-view").hidden || ev.target.closest("input, textarea, select, dialog")) return;
+  if (ev.key === "m" || ev.key === "M") {
+    const next = document.querySelector(".dup-group:not(.marked) .dup-mark:not([disabled])");
+    if (next) next.click();
+  }
+});
+
 async function showAlbums() {
   showView("albums");
   const view = $("#albums-view");
@@ -977,6 +1027,7 @@ function showView(name) {
   $("#prompts-view").hidden = name !== "prompts";
   $("#albums-view").hidden = name !== "albums";
   $("#dream-view").hidden = name !== "dream";
+  $("#duplicates-view").hidden = name !== "duplicates";
   for (const a of document.querySelectorAll("#topbar nav a")) {
     a.classList.toggle("active", a.dataset.view === name);
   }
@@ -1115,6 +1166,7 @@ function route() {
   if (hash.startsWith("#/prompts")) return showPrompts();
   if (hash.startsWith("#/albums")) return showAlbums();
   if (hash.startsWith("#/dream")) return showDream();
+  if (hash.startsWith("#/duplicates")) return showDuplicates();
   const m = hash.match(/^#\/\?q=(.*)$/);
   setQuery(m ? decodeURIComponent(m[1]) : "", false);
 }

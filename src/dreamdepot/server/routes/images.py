@@ -97,6 +97,31 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     return d
 
 
+@router.get("/duplicates")
+def duplicates(
+    request: Request,
+    kind: Annotated[str, Query(pattern="^(near|exact)$")] = "near",
+    max_distance: Annotated[int, Query(ge=0, le=16)] = 6,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Groups of exact copies (one image, several files) or near-duplicates (perceptual
+    hashes within ``max_distance`` bits), largest first, each with a keep-best suggestion."""
+    from dreamdepot.catalog.duplicates import duplicate_groups
+
+    st = state(request)
+    conn = st.store.read()
+    groups = duplicate_groups(conn, kind, max_distance)[:limit]
+    wanted = sorted({i["id"] for g in groups for i in g["images"]})
+    by_id: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        page = catalog_images.search(conn, "id:" + ",".join(map(str, chunk)), limit=len(chunk))
+        by_id.update({it["id"]: present(it, st) for it in page.items})
+    for g in groups:
+        g["images"] = [{**by_id[i["id"]], **i} for i in g["images"] if i["id"] in by_id]
+    return {"groups": groups, "kind": kind, "max_distance": max_distance}
+
+
 @router.get("/images/{image_id}/raw")
 def image_raw(request: Request, image_id: int) -> dict[str, Any]:
     """The metadata text exactly as embedded (A1111 infotext, ComfyUI graph JSON, …)."""
