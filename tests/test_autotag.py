@@ -255,6 +255,12 @@ def test_review_and_background_autotag_over_http(
         sources = {t["name"]: t["source"] for t in detail["tags"]}
         assert sources["forest"] == "user" and "snow" not in sources
         assert sources["red fox"] == "auto"
+        assert sources["orientation:landscape"] == "auto" and "masterpiece" not in sources
+        ran = {t["name"]: t["version"] for t in detail["taggers"]}  # shown in the detail view
+        assert ran == {"prompt": "3", "colour": "2"}
+        names = {t["name"] for t in c.get("/api/tags").json()["tags"]}
+        assert {"orientation:landscape", "orientation:portrait", "lora:foxy"} <= names
+        assert not names & {"landscape", "portrait", "masterpiece"}
 
 
 def test_nsfw_tagger_runs_the_real_detector_and_is_optional(cli: Cli, tmp_path: Path) -> None:
