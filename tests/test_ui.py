@@ -9,6 +9,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,21 @@ def test_saved_searches_and_tile_size(page: Any) -> None:
     assert "whale steps:25" in saved
 
 
+@contextmanager
+def _open(browser: Any, url: str) -> Iterator[Any]:
+    """A page under the app's real CSP that fails the test on any page error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(url)
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
 @pytest.fixture
 def dream_page(tmp_path: Path, browser: Any) -> Iterator[tuple[Any, Any]]:
     """A small embedded library with a generation back end (the A1111 stand-in)."""
@@ -281,16 +297,9 @@ def dream_page(tmp_path: Path, browser: Any) -> Iterator[tuple[Any, Any]]:
     with FakeA1111() as fake:
         toml = cli.library_path / "dreamdepot.toml"
         toml.write_text(f'backend = "a1111"\na1111_url = "{fake.url}"\n' + toml.read_text())
-        with Server(cli.library_path) as srv:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            pg = context.new_page()
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(srv.base + "/#/dream")
+        with Server(cli.library_path) as srv, _open(browser, srv.base + "/#/dream") as pg:
             pg.wait_for_selector("#dream-form")
             yield pg, fake
-            assert errors == [], errors
-            context.close()
 
 
 def test_dream_page_explains_hits_and_misses_and_generates_anyway(dream_page: Any) -> None:
@@ -374,12 +383,7 @@ def test_duplicates_page_marks_the_others_with_one_key(tmp_path: Path, browser: 
 
     cli = Cli(tmp_path / "lib")
     _library(cli, tmp_path)
-    with Server(cli.library_path) as srv:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(srv.base + "/#/duplicates")
+    with Server(cli.library_path) as srv, _open(browser, srv.base + "/#/duplicates") as pg:
         pg.wait_for_selector(".dup-group img.keep")
         assert pg.locator(".dup-group img").count() == 2
         pg.keyboard.press("m")
@@ -389,5 +393,3 @@ def test_duplicates_page_marks_the_others_with_one_key(tmp_path: Path, browser: 
         assert len(marked) == 1 and str(marked[0]["id"]) != keep
         pg.select_option("#dup-kind", "exact")
         pg.wait_for_selector(".dup-group .dup-mark[disabled]")  # one image, two files: keep all
-        assert errors == []
-        context.close()

@@ -17,7 +17,6 @@ not applied.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
@@ -29,6 +28,7 @@ from xml.sax.saxutils import escape, quoteattr
 from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.catalog.images import iter_all
 from dreamdepot.ingest.paths import from_db
+from dreamdepot.media.writers import write_atomic
 
 NS = {
     "x": "adobe:ns:meta/",
@@ -179,11 +179,7 @@ def export_xmp(
         ]
         packet = sidecar_xml(Sidecar(tags, row[0], bool(row[1]), row[2])).encode("utf-8")
         for root, path in _files(conn, image_id):
-            target = sidecar_path(path, to, root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(packet)
-            os.replace(tmp, target)
+            write_atomic(sidecar_path(path, to, root), packet)
             written += 1
     return written
 

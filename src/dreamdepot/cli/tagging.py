@@ -19,15 +19,21 @@ from dreamdepot.cli.common import (
     tag_app,
 )
 from dreamdepot.errors import DreamDepotError, QueryError
+from dreamdepot.library import Library
 from dreamdepot.terminal import escape
+
+
+def _matching(lib: Library, query: str) -> list[int]:
+    """The ids a query matches, or a clear exit on a bad query."""
+    try:
+        return catalog_images.matching_ids(lib.conn, query)
+    except QueryError as exc:
+        fail(f"bad query: {exc}", 2)
 
 
 def _tag_change(tag: str, query: str, remove: bool) -> None:
     with open_library() as lib:
-        try:
-            ids = catalog_images.matching_ids(lib.conn, query)
-        except QueryError as exc:
-            fail(f"bad query: {exc}", 2)
+        ids = _matching(lib, query)
         try:
             with lib.catalog.transaction() as conn:
                 if remove:
@@ -49,10 +55,7 @@ def rate(
 ) -> None:
     """Rate every image QUERY matches (0 clears the rating)."""
     with open_library() as lib:
-        try:
-            ids = catalog_images.matching_ids(lib.conn, query)
-        except QueryError as exc:
-            fail(f"bad query: {exc}", 2)
+        ids = _matching(lib, query)
         with lib.catalog.transaction() as conn:
             conn.executemany(
                 "UPDATE images SET rating = ? WHERE id = ?", [(stars or None, i) for i in ids]
@@ -133,10 +136,7 @@ def _review(tag: str, query: str, action: str) -> None:
     from dreamdepot.tagging.stage import review
 
     with open_library() as lib:
-        try:
-            ids = catalog_images.matching_ids(lib.conn, query)
-        except QueryError as exc:
-            fail(f"bad query: {exc}", 2)
+        ids = _matching(lib, query)
         with lib.catalog.transaction() as conn:
             n = review(conn, tag, ids, action)
     verb = "Accepted" if action == "accept" else "Rejected"
