@@ -393,3 +393,37 @@ def test_duplicates_page_marks_the_others_with_one_key(tmp_path: Path, browser: 
         assert len(marked) == 1 and str(marked[0]["id"]) != keep
         pg.select_option("#dup-kind", "exact")
         pg.wait_for_selector(".dup-group .dup-mark[disabled]")  # one image, two files: keep all
+
+
+def test_compare_two_variants_side_by_side_with_diff_and_synced_zoom(page: Any) -> None:
+    pg, base = page
+    pg.fill("#search", "dragon")
+    pg.keyboard.press("Enter")
+    pg.wait_for_function("S.q === 'dragon' && S.items.length > 10")
+    pg.click(".tile >> nth=0")
+    pg.click(".tile >> nth=1", modifiers=["Control"])
+    pg.keyboard.press("c")
+    pg.wait_for_selector("#compare:not([hidden]) #compare-panes .pane img")
+    assert pg.locator("#compare-panes .pane").count() == 2
+    info = pg.inner_text("#compare-info")
+    assert "seed" in pg.inner_text("#compare-params")  # the seeds differ
+    assert "vs first" in info
+    if pg.locator("#compare-info .diff .added").count():  # variant numbers differ in the prompt
+        assert pg.locator("#compare-info .diff .removed").count()
+    pg.wait_for_function("C.fit && document.querySelector('#compare-panes img').complete")
+    box = pg.locator("#compare-panes .pane >> nth=0").bounding_box()
+    pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.mouse.wheel(0, -400)
+    pg.wait_for_function("!C.fit")
+    transforms = pg.eval_on_selector_all(
+        "#compare-panes img", "is => is.map(i => i.style.transform)"
+    )
+    assert len(set(transforms)) == 1  # one zoom for both panes
+    pg.check("#compare-swipe")
+    pg.fill("#compare-slider", "30")
+    clip = pg.eval_on_selector("#compare-panes .pane >> nth=1", "p => p.style.clipPath")
+    assert clip == "inset(0px 0px 0px 30%)" or "30%" in clip
+    pg.keyboard.press("Escape")
+    assert pg.is_hidden("#compare")
+    r = httpx.get(base + "/api/compare", params={"ids": "1"})
+    assert r.status_code == 422  # two to four

@@ -772,6 +772,103 @@ function viewerKey(ev) {
   ev.preventDefault();
 }
 
+// ---------------------------------------------------------------------------------------
+// compare: two to four selected images side by side (or a swipe slider for two) at one
+// synchronized zoom, with the word diff of their prompts and the parameters that differ
+const C = { scale: 1, x: 0, y: 0, fit: true, data: null };
+
+async function openCompare() {
+  const ids = [...S.selected].slice(0, 4);
+  if (ids.length < 2) return toast("Select two to four images to compare (Ctrl+click), then C");
+  const data = await api(`/api/compare?ids=${ids.join(",")}`);
+  C.data = data;
+  $("#compare").hidden = false;
+  $("#compare").focus();
+  $("#compare-swipe").checked = false;
+  $("#compare-swipe-label").hidden = data.images.length !== 2;
+  renderCompare();
+}
+
+function renderCompare() {
+  const swipe = $("#compare-swipe").checked;
+  const panes = $("#compare-panes");
+  panes.classList.toggle("swipe", swipe);
+  $("#compare-slider").hidden = !swipe;
+  panes.replaceChildren(...C.data.images.map((d) => {
+    const img = el("img", { alt: "", draggable: "false" });
+    img.src = safeUrl(d.file_url);
+    img.dataset.id = d.id;
+    img.addEventListener("load", () => { if (C.fit) fitCompare(); });
+    return el("div", { class: "pane" }, img);
+  }));
+  $("#compare-title").textContent = `Comparing ${C.data.images.map((d) => `#${d.id}`).join(", ")}`;
+  const rows = C.data.differing.map((p) => el("tr", {}, el("th", { text: p.name }),
+    ...p.values.map((v) => el("td", { text: v == null ? "—" : String(v) }))));
+  $("#compare-info").replaceChildren(
+    ...C.data.images.map((d, i) => el("div", { class: "diff" },
+      el("span", { class: "meta", text: `#${d.id}${i ? " vs first" : ""}: ` }),
+      ...d.prompt_diff.map((x) => el("span", { class: x.op, text: `${x.text} ` })))),
+    rows.length ? el("table", { id: "compare-params" }, el("tr", {}, el("th", { text: "differs" }),
+      ...C.data.images.map((d) => el("th", { text: `#${d.id}` }))), ...rows)
+      : el("div", { class: "meta", text: "No parameter differs." }));
+  updateSwipe();
+}
+
+function updateSwipe() {
+  const imgs = document.querySelectorAll("#compare-panes .pane");
+  const v = Number($("#compare-slider").value);
+  imgs.forEach((p, i) => { p.style.clipPath = $("#compare-swipe").checked && i === 1 ? `inset(0 0 0 ${v}%)` : ""; });
+}
+
+function applyCompare() {
+  for (const img of document.querySelectorAll("#compare-panes img")) {
+    img.style.transform = `translate(${C.x}px, ${C.y}px) scale(${C.scale})`;
+  }
+}
+
+function fitCompare() {
+  const img = document.querySelector("#compare-panes img");
+  const pane = document.querySelector("#compare-panes .pane");
+  if (!img || !pane || !img.naturalWidth) return;
+  C.scale = Math.min(pane.clientWidth / img.naturalWidth, pane.clientHeight / img.naturalHeight);
+  C.x = (pane.clientWidth - img.naturalWidth * C.scale) / 2;
+  C.y = (pane.clientHeight - img.naturalHeight * C.scale) / 2;
+  C.fit = true;
+  applyCompare();
+}
+
+$("#compare-panes").addEventListener("wheel", (ev) => {
+  const pane = ev.target.closest(".pane");
+  if (!pane) return;
+  ev.preventDefault();
+  const r = pane.getBoundingClientRect();
+  const px = ev.clientX - r.left, py = ev.clientY - r.top;
+  const next = Math.max(0.05, Math.min(64, C.scale * (ev.deltaY < 0 ? 1.15 : 1 / 1.15)));
+  C.x = px - (px - C.x) * (next / C.scale);
+  C.y = py - (py - C.y) * (next / C.scale);
+  C.scale = next;
+  C.fit = false;
+  applyCompare();
+}, { passive: false });
+$("#compare-panes").addEventListener("pointerdown", (ev) => {
+  const start = { x: ev.clientX, y: ev.clientY, cx: C.x, cy: C.y };
+  const panes = ev.currentTarget;
+  panes.setPointerCapture(ev.pointerId);
+  const move = (e) => { C.x = start.cx + e.clientX - start.x; C.y = start.cy + e.clientY - start.y; C.fit = false; applyCompare(); };
+  const up = () => { panes.removeEventListener("pointermove", move); panes.removeEventListener("pointerup", up); };
+  panes.addEventListener("pointermove", move);
+  panes.addEventListener("pointerup", up);
+});
+$("#compare-swipe").addEventListener("change", () => { renderCompare(); });
+$("#compare-slider").addEventListener("input", updateSwipe);
+
+function compareKey(ev) {
+  if (ev.key === "Escape") { $("#compare").hidden = true; scroller.focus(); }
+  else if (ev.key === "0") fitCompare();
+  else return;
+  ev.preventDefault();
+}
+
 function thumb(item, onclick) {
   const img = el("img", { alt: "", title: item.prompt || "", decoding: "async" });
   if (SAFE_DATA_URI.test(item.placeholder || "")) img.style.backgroundImage = `url("${item.placeholder}")`;
@@ -1118,6 +1215,7 @@ $("#selection-bar").addEventListener("click", (ev) => {
   else if (act === "reject") openTagDialog("reject");
   else if (act === "accept") openTagDialog("accept");
   else if (act === "batch") selectBatch();
+  else if (act === "compare") openCompare().catch((e) => toast(e.message));
   else if (act === "all") { S.allInQuery = true; S.selected.clear(); refreshTiles(); }
   else if (act === "album") addSelectionToAlbum().catch((e) => toast(e.message));
   else if (act === "undo") undo().catch((e) => toast(e.message));
@@ -1125,11 +1223,15 @@ $("#selection-bar").addEventListener("click", (ev) => {
 });
 
 document.addEventListener("keydown", (ev) => {
+  if (!$("#compare").hidden && ev.key === "Escape" && !ev.target.closest("dialog")) {
+    return compareKey(ev);  // also from the slider or the swipe switch
+  }
   if (ev.target.closest("input, textarea, select, dialog")) {
     if (ev.key === "Escape") ev.target.blur();
     return;
   }
   if (!$("#viewer").hidden) return viewerKey(ev);
+  if (!$("#compare").hidden) return compareKey(ev);
   if (!$("#detail").hidden) {
     if (ev.key === "Escape" || ev.key === " ") { ev.preventDefault(); closeDetail(); }
     else if (ev.key === "v" || ev.key === "V") { ev.preventDefault(); $("#detail-fullscreen")?.click(); }
@@ -1148,7 +1250,8 @@ document.addEventListener("keydown", (ev) => {
   } else if (k === "v" || k === "V" || k === "Enter" && ev.altKey) {
     ev.preventDefault();
     openViewer(S.focus >= 0 ? S.focus : 0);
-  } else if (k === "t" || k === "T") { ev.preventDefault(); openTagDialog(false); }
+  } else if (k === "c" || k === "C") { ev.preventDefault(); openCompare().catch((e) => toast(e.message)); }
+  else if (k === "t" || k === "T") { ev.preventDefault(); openTagDialog(false); }
   else if (/^[0-5]$/.test(k)) rate(Number(k) || null).catch((e) => toast(e.message));
   else if (k === "f" || k === "F") toggleFavorite().catch((e) => toast(e.message));
   else if (k === "Delete") markForDeletion().catch((e) => toast(e.message));

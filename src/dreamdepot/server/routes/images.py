@@ -97,6 +97,34 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     return d
 
 
+COMPARED = (
+    "model", "sampler", "scheduler", "steps", "cfg_scale", "seed", "width", "height",
+    "denoise", "clip_skip", "vae", "generator", "negative_prompt",
+)  # fmt: skip
+
+
+@router.get("/compare")
+def compare(
+    request: Request, ids: Annotated[str, Query(pattern=r"^\d+(,\d+){1,3}$")]
+) -> dict[str, Any]:
+    """Two to four images side by side: each image, the word diff of each prompt against
+    the first one's, and the parameters whose values differ."""
+    from dreamdepot.server.routes.semantic import word_diff
+
+    st = state(request)
+    details = [present(_detail_or_404(st, int(i)), st) for i in ids.split(",")]
+    first = details[0].get("prompt") or ""
+    for d in details:
+        d.pop("raw_metadata", None)
+        d["prompt_diff"] = word_diff(first, d.get("prompt") or "")
+    differing = [
+        {"name": name, "values": [d.get(name) for d in details]}
+        for name in COMPARED
+        if len({repr(d.get(name)) for d in details}) > 1
+    ]
+    return {"images": details, "differing": differing}
+
+
 @router.get("/duplicates")
 def duplicates(
     request: Request,
