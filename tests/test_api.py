@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from builders import A1111_TEXT, png
+from conftest import Cli
 from dreamdepot.library import Library
 from server import Server
 
@@ -311,3 +312,19 @@ def test_partial_tag_counts_count_exactly_the_sample(tmp_path: Path) -> None:
     result = catalog_tags.tag_counts(conn, parse("steps:20"))
     assert result["partial"] and result["sample"] == catalog_tags.COUNT_SAMPLE
     assert result["tags"][0]["count"] == catalog_tags.COUNT_SAMPLE
+
+
+def test_the_comfyui_workflow_of_an_image_for_its_canvas(cli: Cli, tmp_path: Path) -> None:
+    """Issue #18: 'copy ComfyUI workflow' gets the UI graph from the file itself."""
+    root = tmp_path / "comfy"
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 4, "cfg": 7,
+             "sampler_name": "euler", "scheduler": "normal", "denoise": 1}}}  # fmt: skip
+    workflow = {"nodes": [{"id": 3, "type": "KSampler"}], "links": []}
+    png(root / "c.png", {"prompt": json.dumps(graph), "workflow": json.dumps(workflow)})
+    png(root / "a.png", {"parameters": "a fox\nSteps: 5, Seed: 1, Size: 64x64"})
+    cli("add", str(root))
+    ids = {Path(i["paths"][0]).name: i["id"] for i in cli.jsonl("search", "", "--json")}
+    with Server(cli.library_path) as srv:
+        r = httpx.get(f"{srv.base}/api/images/{ids['c.png']}/workflow")
+        assert r.status_code == 200 and json.loads(r.json()["workflow"]) == workflow
+        assert httpx.get(f"{srv.base}/api/images/{ids['a.png']}/workflow").status_code == 404

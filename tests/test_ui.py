@@ -427,3 +427,20 @@ def test_compare_two_variants_side_by_side_with_diff_and_synced_zoom(page: Any) 
     assert pg.is_hidden("#compare")
     r = httpx.get(base + "/api/compare", params={"ids": "1"})
     assert r.status_code == 422  # two to four
+
+
+def test_dragging_a_tile_out_gives_the_original_file(page: Any) -> None:
+    pg, base = page
+    data = pg.evaluate(
+        """() => {
+            const dt = new DataTransfer();
+            const tile = document.querySelector('.tile');
+            tile.dispatchEvent(new DragEvent('dragstart', { dataTransfer: dt, bubbles: true }));
+            return [tile.dataset.id, dt.getData('text/uri-list'), dt.getData('DownloadURL')];
+        }"""
+    )
+    image_id, uri, download = data
+    assert uri == f"{base}/api/images/{image_id}/file"
+    assert download.startswith("image/png:dreamdepot-") and download.endswith(uri)
+    r = httpx.get(uri)
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")  # the original bytes

@@ -113,6 +113,7 @@ function makeTile(item, pos) {
   img.addEventListener("load", () => img.classList.add("loaded"));
   img.src = safeUrl(item.thumbnail_url);
   node.append(img);
+  dragOut(node, item);
   if (item.favorite) node.append(el("span", { class: "fav", text: "★" }));
   if (item.rating) node.append(el("span", { class: "badge", text: "★".repeat(item.rating) }));
   if (item.marked) node.classList.add("marked");
@@ -607,7 +608,14 @@ async function openDetail(id) {
     el("h4", { text: "Prompt" }), el("div", { class: "prompt", id: "detail-prompt", text: d.prompt || "(none)" }),
     el("h4", { text: "Negative prompt" }), el("div", { class: "prompt", text: d.negative_prompt || "(none)" }),
     el("div", { class: "row" }, copy("Copy prompt", d.prompt), copy("Copy negative", d.negative_prompt),
-      copy("Copy A1111 infotext", infotext), copy("Copy seed", d.seed != null ? String(d.seed) : "")),
+      copy("Copy A1111 infotext", infotext), copy("Copy seed", d.seed != null ? String(d.seed) : ""),
+      el("button", {
+        id: "copy-workflow", text: "Copy ComfyUI workflow",
+        disabled: (d.source || []).some((s) => /workflow|exif/.test(s)) ? null : "",
+        onclick: () => api(`/api/images/${id}/workflow`)
+          .then((r) => copyText(r.workflow)).then(() => toast("ComfyUI workflow: copied"))
+          .catch((e) => toast(e.message)),
+      })),
     el("h4", { text: "Parameters" }), table,
     el("h4", { text: "Tags" }), tagRow, addTag,
     el("div", { class: "taggers meta", id: "detail-taggers" }, ...((d.taggers || []).length
@@ -772,6 +780,18 @@ function viewerKey(ev) {
   ev.preventDefault();
 }
 
+// dragging a tile out gives the original file: a drop on ComfyUI's canvas loads its
+// workflow, A1111's PNG Info reads its parameters, a desktop drop saves it
+function dragOut(img, item) {
+  img.draggable = true;
+  img.addEventListener("dragstart", (ev) => {
+    const url = new URL(safeUrl(item.file_url), location.origin).href;
+    const ext = (item.format || "png").toLowerCase();
+    ev.dataTransfer.setData("text/uri-list", url);
+    ev.dataTransfer.setData("DownloadURL", `image/${ext === "jpg" ? "jpeg" : ext}:dreamdepot-${item.id}.${ext}:${url}`);
+  });
+}
+
 // ---------------------------------------------------------------------------------------
 // compare: two to four selected images side by side (or a swipe slider for two) at one
 // synchronized zoom, with the word diff of their prompts and the parameters that differ
@@ -871,6 +891,7 @@ function compareKey(ev) {
 
 function thumb(item, onclick) {
   const img = el("img", { alt: "", title: item.prompt || "", decoding: "async" });
+  dragOut(img, item);
   if (SAFE_DATA_URI.test(item.placeholder || "")) img.style.backgroundImage = `url("${item.placeholder}")`;
   img.src = safeUrl(item.thumbnail_url);
   img.addEventListener("click", onclick);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
 from dreamdepot.ingest.paths import from_db
@@ -95,6 +97,48 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     ]
     d.pop("raw_metadata", None)
     return d
+
+
+def workflow_text(container: Any) -> str | None:
+    """The ComfyUI UI graph an image carries: a PNG ``workflow`` chunk, an EXIF
+    ``workflow:`` value (WebP, as ComfyUI saves it), or a SaveImagePlus UserComment."""
+    import json
+
+    text = container.texts.get("workflow")
+    if text:
+        return str(text)
+    for value in container.exif.values():
+        if isinstance(value, str) and value.startswith("workflow:"):
+            return value.removeprefix("workflow:")
+        if isinstance(value, str) and value.lstrip().startswith("{") and '"workflow"' in value:
+            try:
+                doc = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("workflow"):
+                wf = doc["workflow"]
+                return wf if isinstance(wf, str) else json.dumps(wf)
+    return None
+
+
+@router.get("/images/{image_id}/workflow")
+def image_workflow(request: Request, image_id: int) -> dict[str, Any]:
+    """The ComfyUI workflow embedded in the image's file, to paste onto ComfyUI's canvas."""
+    from dreamdepot.ingest.metadata.containers import read_container
+
+    st = state(request)
+    d = _detail_or_404(st, image_id)
+    for f in d["files"]:
+        if f["state"] != "present":
+            continue
+        try:
+            with open(f["path"], "rb") as fh:
+                text = workflow_text(read_container(fh, os.fstat(fh.fileno()).st_size))
+        except (OSError, DreamDepotError):
+            continue
+        if text:
+            return {"workflow": text}
+    raise HTTPException(404, "this image carries no ComfyUI workflow")
 
 
 COMPARED = (
