@@ -24,6 +24,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)"
 )
+# true once the prompts page lists only prompts containing a word (a debounced search)
+ALL_PROMPT_ROWS = (
+    "(w => { const ts = [...document.querySelectorAll('.prompt-row .text')];"
+    " return ts.length > 0 && ts.every(t => t.textContent.includes(w)); })"
+)
 XSS_PROMPT = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> evil fox'
 
 
@@ -208,7 +213,7 @@ def test_prompts_page_lists_prompts_with_counts_and_outputs(page: Any) -> None:
     assert "image(s)" in first.inner_text()
     assert first.locator(".strip img").count() == 6
     pg.fill("#prompt-search", "dragon")
-    pg.wait_for_timeout(600)
+    pg.wait_for_function(f"{ALL_PROMPT_ROWS}('dragon')")  # the debounced search's answer
     texts = pg.eval_on_selector_all(".prompt-row .text", "ts => ts.map(t => t.textContent)")
     assert texts and all("dragon" in t for t in texts)
     pg.click(".prompt-row .text >> nth=0")
@@ -227,7 +232,7 @@ def test_untrusted_text_is_rendered_inertly(page: Any) -> None:
     pg.keyboard.press("Escape")
     pg.click("text=Prompts")
     pg.fill("#prompt-search", "evil")
-    pg.wait_for_timeout(600)
+    pg.wait_for_function(f"{ALL_PROMPT_ROWS}('evil')")
     assert "<img src=x" in pg.inner_text("#prompt-list")
     pg.goto(pg.url.split("#")[0] + "#/")
     pg.wait_for_selector("#tags li[data-tag='<b>bold</b>']")
