@@ -436,6 +436,10 @@ def test_compare_two_variants_side_by_side_with_diff_and_synced_zoom(page: Any) 
 
 def test_dragging_a_tile_out_gives_the_original_file(page: Any) -> None:
     pg, base = page
+    pg.fill("#search", "seed:3")  # one of the module library's own files
+    pg.keyboard.press("Enter")
+    pg.wait_for_function("S.q === 'seed:3' && S.items.length === 1 && S.done")
+    pg.wait_for_selector(".tile")
     data = pg.evaluate(
         """() => {
             const dt = new DataTransfer();
