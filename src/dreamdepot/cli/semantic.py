@@ -92,8 +92,9 @@ def dream(
             threshold if threshold is not None else DEFAULT_THRESHOLD,
             scope=scope,
         )
-        embedder = _embedder_or_fail(lib)
-        if not generate_anyway:
+        embedder = None
+        if not generate_anyway:  # generating anyway needs no prompt vectors
+            embedder = _embedder_or_fail(lib)
             embed_pending(lib.conn, embedder)
         try:
             outcome = decide(

@@ -107,7 +107,7 @@ def generation_for(req: DreamRequest, n: int = 1) -> tuple[GenerateRequest, list
 
 def dream(
     conn: sqlite3.Connection,
-    embedder: Embedder,
+    embedder: Embedder | None,
     req: DreamRequest,
     *,
     backend: str | None,
@@ -139,8 +139,11 @@ def dream(
         )
         result = DreamResult(False, "generate anyway: the library was not asked")
     else:
+        if embedder is None:
+            raise ValueError("a lookup needs the prompt embedder")
+        model_id = embedder.model_id
         decision = DreamCache(conn, embedder).lookup(req, log=False)
-        record(lambda w: log_decision(w, req, decision, embedder.model_id))
+        record(lambda w: log_decision(w, req, decision, model_id))
         result = DreamResult(decision.hit, decision.reason, decision.to_dict())
         if decision.hit:
             return result

@@ -97,7 +97,8 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
     from dreamdepot.semantic.dream import dream as decide
 
     st = state(request)
-    embedder = _embedder_or_503(st)
+    force = body.force or body.no_cache
+    embedder = None if force else _embedder_or_503(st)  # generating anyway needs no vectors
     try:
         held = normalise_hold(body.hold)
     except HoldError as exc:
@@ -119,7 +120,7 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
             embedder,
             req,
             backend=st.settings.backend,
-            force=body.force or body.no_cache,
+            force=force,
             writer=st.store.write,
         )
     except QueryError as exc:
