@@ -226,6 +226,7 @@ function setQuery(q, push = true) {
   if (push) {
     const hash = S.q ? `#/?q=${encodeURIComponent(S.q)}` : "#/";
     if (location.hash !== hash) history.pushState(null, "", hash);
+    routedHash = location.hash || "#/";
   }
   showView("grid");
   resetGrid();
@@ -1285,8 +1286,14 @@ document.addEventListener("keydown", (ev) => {
   else if (k === "Enter" && S.focus >= 0) selectPos(S.focus, ev);
 });
 
+// Chromium fires popstate and then hashchange for one click on a link: route once per
+// address, or the second call rebuilds a page under the user's first keystrokes
+let routedHash = null;
+
 function route() {
   const hash = location.hash || "#/";
+  if (hash === routedHash) return;
+  routedHash = hash;
   if (hash.startsWith("#/prompts")) return showPrompts();
   if (hash.startsWith("#/albums")) return showAlbums();
   if (hash.startsWith("#/dream")) return showDream();
