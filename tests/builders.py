@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -157,3 +158,80 @@ def tiny_clip(folder: Path) -> Path:
     )
     CLIPModel(config).save_pretrained(folder)
     return folder
+
+
+# --- videos and animations, written as the tools write them (PyAV, Pillow) ---------------
+
+COMFY_GRAPH = {
+    "4": {"class_type": "CheckpointLoaderSimple",
+          "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+    "6": {"class_type": "CLIPTextEncode",
+          "inputs": {"text": "a red fox running in snow", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+    "5": {"class_type": "EmptyLatentImage",
+          "inputs": {"width": 512, "height": 512, "batch_size": 16}},
+    "3": {"class_type": "KSampler", "inputs": {
+        "seed": 5, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal",
+        "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+        "latent_image": ["5", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "VHS_VideoCombine", "inputs": {
+        "images": ["8", 0], "frame_rate": 8, "format": "video/h264-mp4"}},
+}  # fmt: skip
+COMFY_WORKFLOW = {"last_node_id": 9, "nodes": [{"id": 9, "type": "VHS_VideoCombine"}], "links": []}
+ANIMATEDIFF_TEXT = (
+    "a cat on a sofa\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
+    'Seed: 1234, Size: 512x512, Model: dreamshaper_8, AnimateDiff: "enable: True, model: '
+    'mm_sd15_v3.safetensors, video_length: 16, fps: 8", Version: v1.9.4'
+)
+
+
+def video(
+    path: Path,
+    tags: dict[str, str] | None = None,
+    frames: int = 16,
+    fps: int = 8,
+    size: tuple[int, int] = (64, 48),
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A real H.264 MP4/MOV or VP9 WebM with container tags, written through PyAV (what
+    ComfyUI's SaveVideo and AnimateDiff for A1111 use; VideoHelperSuite's FFmpeg writes the
+    same tags)."""
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = av.open(str(path), "w", options=options or {})
+    for key, value in (tags or {}).items():
+        out.metadata[key] = value
+    stream = out.add_stream(codec, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+    for i in range(frames):
+        pixels = np.zeros((size[1], size[0], 3), np.uint8)
+        pixels[:, : max(1, size[0] * (i + 1) // frames)] = (200, 90, 40)  # a bar that grows
+        for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def vhs_video(path: Path) -> Path:
+    """VideoHelperSuite's Video Combine: one JSON ``comment`` tag holding the prompt (as JSON
+    text) and the workflow, and the first frame as a PNG with both chunks beside it."""
+    comment = json.dumps({"prompt": json.dumps(COMFY_GRAPH), "workflow": COMFY_WORKFLOW})
+    return video(path, {"comment": comment})
+
+
+def animation(
+    path: Path, fmt: str, frames: int = 6, delay_ms: int = 100, comment: str = ""
+) -> Path:
+    """An animated GIF or WebP as Pillow writes it (VideoHelperSuite's image/gif, image/webp)."""
+    pictures = [Image.new("RGB", (32, 24), (40 * i, 90, 200 - 30 * i)) for i in range(frames)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, object] = {"comment": comment} if comment and fmt == "GIF" else {}
+    pictures[0].save(path, fmt, save_all=True, append_images=pictures[1:], duration=delay_ms,
+                     loop=0, **extra)  # fmt: skip
+    return path

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dreamdepot.catalog.plans import run_adaptive
-from dreamdepot.catalog.query import Query, Sort, parse
+from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
 from dreamdepot.errors import QueryError
 from dreamdepot.ingest.paths import display, from_db
 
@@ -20,7 +20,8 @@ SUMMARY_COLUMNS = (
     "images.id, images.content_hash, images.format, images.width, images.height, "
     "images.created_at, images.generator, images.model, images.sampler, images.steps, "
     "images.cfg_scale, images.seed, images.rating, images.favorite, images.placeholder, "
-    "images.thumb_key, images.prompt_id, images.job_id, images.parent_id, p.text AS prompt"
+    "images.thumb_key, images.prompt_id, images.job_id, images.parent_id, images.duration, "
+    "images.preview_key, p.text AS prompt"
 )
 
 
@@ -212,6 +213,8 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
         "missing_files": one("SELECT count(*) FROM files WHERE state = 'missing'"),
         "offline_files": one("SELECT count(*) FROM files WHERE state = 'offline'"),
         "bytes": one("SELECT coalesce(sum(bytes), 0) FROM images"),
+        "videos": one(f"SELECT count(*) FROM images WHERE {VIDEO_SQL}"),
+        "animations": one(f"SELECT count(*) FROM images WHERE {ANIMATION_SQL}"),
         "prompts": one("SELECT count(*) FROM prompts WHERE image_count > 0"),
         "tags": one("SELECT count(*) FROM tags"),
         "scan_errors": one("SELECT count(*) FROM scan_errors"),

@@ -9,7 +9,8 @@ The content hash is sampled (media/identity.py), so two different files can shar
 pipeline reads the whole file whenever a sampled hash is already taken and passes its full
 hash in the probe: a link is made only when the full hashes agree; when they differ the file
 gets an image of its own, keyed by :func:`distinct_key`. A known path whose file changed but
-kept its samples (an equal-size in-place edit) refreshes its image's fields.
+kept its samples (an equal-size in-place edit), or one read again because a newer schema
+asked for it, refreshes its image's fields.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _IMAGE_COLUMNS = (
     "generator", "generator_version", "model", "model_hash", "vae", "sampler", "scheduler",
     "steps", "cfg_scale", "seed", "denoise", "clip_skip", "prompt_id", "negative_prompt_id",
     "loras", "params", "raw_metadata", "metadata_source", "metadata_error", "model_raw",
-    "full_hash",
+    "full_hash", "duration", "frame_count", "fps",
 )  # fmt: skip
 _INSERT_IMAGE = (
     f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
@@ -183,9 +184,10 @@ class IngestWriter:
             ).fetchone()
         if row is not None:
             image_id = int(row[0])
-            if known is not None and known.image_id == image_id and not row[1]:
-                # this path's file changed but kept its samples, and no other copy tells
-                # what the old bytes were: the file as it is now is the image
+            if known is not None and known.image_id == image_id:
+                # this path's file was read again (it changed but kept its samples, or a
+                # newer schema asked for it): the file as it is read now is the image
+                p.full_hash = p.full_hash or row[1]
                 self._refresh(image_id, p)
             elif p.full_hash and not row[1]:
                 self.conn.execute(
@@ -206,7 +208,7 @@ class IngestWriter:
             *(f.get(name) for name in _FIELD_NAMES),
             self.prompt_id(p.prompt), self.prompt_id(p.negative_prompt),
             f.get("loras"), f.get("params"), f.get("raw_metadata"), f.get("metadata_source"),
-            p.metadata_error, f.get("model_raw"), p.full_hash,
+            p.metadata_error, f.get("model_raw"), p.full_hash, p.duration, p.frames, p.fps,
         )  # fmt: skip
 
     def _refresh(self, image_id: int, p: Probe) -> None:

@@ -383,6 +383,9 @@ MISSING_SQL = (
     "NOT EXISTS (SELECT 1 FROM files WHERE files.image_id = images.id AND files.state = 'present')"
 )
 
+VIDEO_SQL = "images.format IN ('mp4', 'mov', 'webm', 'mkv')"
+ANIMATION_SQL = f"images.duration IS NOT NULL AND NOT {VIDEO_SQL}"
+
 FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "tag": _tagged("tag"),
     "autotag": _tagged("autotag", " AND source = 'auto'"),
@@ -400,6 +403,7 @@ FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "rating": numeric_field("rating"),
     "width": numeric_field("width"),
     "height": numeric_field("height"),
+    "duration": numeric_field("duration", integer=False),
     "size": _size,
     "aspect": _aspect,
     "date": _date,
@@ -417,6 +421,8 @@ FLAGS: dict[str, str] = {
     "missing": MISSING_SQL,
     "untagged": "NOT EXISTS (SELECT 1 FROM image_tags WHERE image_id = images.id)",
     "noprompt": "images.prompt_id IS NULL",
+    "video": VIDEO_SQL,
+    "animated": "images.duration IS NOT NULL",
     "dupes": "images.phash IN (SELECT phash FROM images WHERE phash IS NOT NULL "
     "GROUP BY phash HAVING count(*) > 1)",
 }

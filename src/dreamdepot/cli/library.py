@@ -259,17 +259,18 @@ INSPECT_KEYS = (
 
 @app.command()
 def inspect(
-    file: Annotated[Path, typer.Argument(help="An image file.")],
+    file: Annotated[Path, typer.Argument(help="An image or video file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     graph: Annotated[bool, typer.Option(help="Include the ComfyUI graph.")] = False,
 ) -> None:
-    """Show the generation metadata embedded in one file (no library needed)."""
-    from dreamdepot.ingest.metadata import read_generation
+    """Show the generation metadata embedded in one image or video file (no library needed);
+    a video or animation also shows its duration (seconds), frame count and frame rate."""
+    from dreamdepot.ingest.metadata import read_file
 
     if not file.is_file():
         fail(f"{file}: no such file")
     try:
-        g = read_generation(file)
+        c, g = read_file(file)
     except MetadataError as exc:
         fail(f"{file}: unreadable metadata: {exc}")
     except DreamDepotError as exc:
@@ -277,12 +278,8 @@ def inspect(
     except OSError as exc:
         fail(f"{file}: {exc.strerror or exc}")
     if g is None:
-        from PIL import Image
-
-        with Image.open(file) as im:
-            w, h = im.size
         data: dict[str, Any] = {k: None for k in INSPECT_KEYS}
-        data.update(width=w, height=h, loras=[], params={}, source=[])
+        data.update(width=c.width, height=c.height, loras=[], params={}, source=[])
     else:
         full = g.to_dict(include_graph=graph)
         data = {k: full[k] for k in INSPECT_KEYS}
@@ -294,6 +291,11 @@ def inspect(
         data["raw"] = full["raw"]
         if g.params.get("unresolved"):  # graph nodes whose values are only known at run time
             data["unresolved"] = g.params["unresolved"]
+    data["format"] = c.format
+    if c.video:  # the file's own size (its infotext may state the render's frame size)
+        data["width"], data["height"] = c.width, c.height
+    if c.duration is not None:
+        data.update(duration=c.duration, frames=c.frames, fps=c.fps)
     if as_json:
         sys.stdout.write(json_text(data, ensure_ascii=False, default=str) + "\n")
         return

@@ -381,12 +381,13 @@ class Indexer:
         be decoded gets ``media_error`` (the API then serves a fallback tile).
         """
         rows = self.catalog.conn.execute(
-            "SELECT i.id, i.content_hash, r.path, f.rel_path FROM images i JOIN files f ON f.id ="
-            " (SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1)"
-            " JOIN roots r ON r.id = f.root_id"
-            " WHERE i.thumb_key IS NULL AND i.media_error IS NULL ORDER BY i.created_at DESC"
+            "SELECT i.id, i.content_hash, r.path, f.rel_path,"
+            " CASE WHEN i.duration IS NOT NULL THEN i.format END FROM images i JOIN files f"
+            " ON f.id = (SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1)"
+            " JOIN roots r ON r.id = f.root_id WHERE i.media_error IS NULL AND (i.thumb_key IS NULL"
+            " OR (i.duration IS NOT NULL AND i.preview_key IS NULL)) ORDER BY i.created_at DESC"
         ).fetchall()
-        work = [(r[0], r[1], os.path.join(r[2], from_db(r[3]))) for r in rows]
+        work = [(r[0], r[1], os.path.join(r[2], from_db(r[3])), r[4]) for r in rows]
         if not work:
             return 0
         self.progress.begin("Thumbnails", len(work))
@@ -396,9 +397,12 @@ class Indexer:
             nonlocal done
             with self.catalog.transaction() as conn:
                 conn.executemany(
-                    "UPDATE images SET thumb_key = ?, placeholder = ?, phash = ?, media_error = ?"
-                    " WHERE id = ?",
-                    [(m.thumb_key, m.placeholder, m.phash, m.error, i) for i, m in results],
+                    "UPDATE images SET thumb_key = ?, placeholder = ?, phash = ?, media_error = ?,"
+                    " preview_key = ? WHERE id = ?",
+                    [
+                        (m.thumb_key, m.placeholder, m.phash, m.error, m.preview_key, i)
+                        for i, m in results
+                    ],
                 )
             done += len(results)
             self.progress.advance(len(results))
@@ -453,9 +457,9 @@ class Indexer:
 
 
 def _media_many(
-    items: list[tuple[int, str, str]], thumbs_dir: str, sizes: tuple[int, ...]
+    items: list[tuple[int, str, str, str | None]], thumbs_dir: str, sizes: tuple[int, ...]
 ) -> list[tuple[int, MediaResult]]:
-    return [(i, make_media(path, h, thumbs_dir, sizes)) for i, h, path in items]
+    return [(i, make_media(path, h, thumbs_dir, sizes, fmt)) for i, h, path, fmt in items]
 
 
 def _hash_many(items: list[tuple[int, str]]) -> list[tuple[int, str | None]]:

@@ -40,6 +40,9 @@ class Probe:
     fields: dict[str, Any] | None = None
     metadata_error: str | None = None
     full_hash: str | None = None  # only when identity had to be confirmed (ingest pipeline)
+    duration: float | None = None  # seconds: videos and animated GIF/WebP
+    frames: int | None = None
+    fps: float | None = None
 
 
 def probe(root: str, rel_path: str, stealth_check: bool = True) -> Probe:
@@ -83,6 +86,7 @@ def probe(root: str, rel_path: str, stealth_check: bool = True) -> Probe:
                 return p
             p.content_hash = sampled_hash(f, st.st_size)
         p.format, p.width, p.height = c.format, c.width, c.height
+        p.duration, p.frames, p.fps = c.duration, c.frames, c.fps
         try:
             g = generation_from_container(c, Path(path), stealth_check=stealth_check)
         except MetadataError as exc:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".avif", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv"})
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 @dataclass(slots=True)
@@ -32,7 +34,7 @@ class WalkProblems:
 
 def is_candidate(name: str) -> bool:
     dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
+    return dot > 0 and name[dot:].lower() in MEDIA_SUFFIXES
 
 
 def walk(root: str, problems: WalkProblems, skip: frozenset[str] = frozenset()) -> Iterator[Seen]:

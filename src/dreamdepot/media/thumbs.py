@@ -1,5 +1,8 @@
 """Thumbnails (AVIF), inline placeholders and perceptual hashes: one decode, three outputs.
 
+A video's thumbnail is made from its first frame (its poster); videos and animations also
+get a short muted MP4 preview for the grid's hover (media/video.py).
+
 - Thumbnails are content-addressed (``thumbs/ab/<content_hash>-<size>.avif``) so their URLs
   never change meaning and can be cached forever.
 - The placeholder is a ≤ 16 px WebP as a data URI (~200 characters): measured smaller than
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from dreamdepot.media.decode import decode_reduced
+from dreamdepot.media import video
 
 GRID_SIZE = 256
 PREVIEW_SIZE = 1024
@@ -33,10 +36,29 @@ class MediaResult:
     placeholder: str | None
     phash: int | None
     error: str | None = None
+    preview_key: str | None = None  # "" when a preview was asked for and could not be made
 
 
 def thumb_key(content_hash: str, size: int) -> str:
     return f"{content_hash[:2]}/{content_hash}-{size}.avif"
+
+
+def preview_key(content_hash: str) -> str:
+    return f"{content_hash[:2]}/{content_hash}-preview.mp4"
+
+
+def make_preview(source: str, fmt: str, content_hash: str, thumbs_dir: str) -> str:
+    """Write the hover preview of a video or animation; its key, or "" when it failed."""
+    key = preview_key(content_hash)
+    path = os.path.join(thumbs_dir, key)
+    if os.path.exists(path):
+        return key
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        video.write_preview(source, fmt, path)
+    except Exception:
+        return ""
+    return key
 
 
 def _flatten(im: Image.Image) -> Image.Image:
@@ -99,11 +121,16 @@ def _downscale(im: Image.Image, size: int) -> Image.Image:
 
 
 def make_media(
-    source: str, content_hash: str, thumbs_dir: str, sizes: tuple[int, ...]
+    source: str,
+    content_hash: str,
+    thumbs_dir: str,
+    sizes: tuple[int, ...],
+    animation: str | None = None,
 ) -> MediaResult:
-    """Decode once; write the thumbnails (atomically) and return placeholder and phash."""
+    """Decode once; write the thumbnails (atomically) and return placeholder and phash.
+    ``animation`` (the format of a video or animated image) also asks for a hover preview."""
     try:  # reduced first (JPEG at decode time), flattened after: no full-size copies
-        im = _flatten(decode_reduced(source, max(sizes) * 2))
+        im = _flatten(video.decode_still(source, max(sizes) * 2))
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         return MediaResult(None, None, None, f"cannot decode: {exc}")
     try:
@@ -123,9 +150,12 @@ def make_media(
                 f.write(buf.getvalue())
             os.replace(tmp, path)
         assert smallest is not None
-        return MediaResult(
+        result = MediaResult(
             thumb_key(content_hash, min(sizes)), placeholder(smallest), dhash(smallest)
         )
+        if animation:
+            result.preview_key = make_preview(source, animation, content_hash, thumbs_dir)
+        return result
     except OSError as exc:
         return MediaResult(None, None, None, f"cannot write thumbnail: {exc}")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamdepot.media.decode import decode_reduced
+from dreamdepot.media.video import decode_still
 from dreamdepot.semantic.embedders import Embedder, embedder_for_library
 from dreamdepot.semantic.vectors import PromptVectors, store
 
@@ -139,7 +139,7 @@ def embed_images_pending(
                 thumb_path if thumb_path and thumb_path.is_file() else Path(root) / from_db(rel)
             )
             try:
-                im = decode_reduced(source, IMAGE_SIDE)
+                im = decode_still(source, IMAGE_SIDE)
                 im.thumbnail((IMAGE_SIDE * 2, IMAGE_SIDE * 2))
                 pictures.append(im.convert("RGB"))
                 ids.append(int(image_id))

@@ -23,7 +23,7 @@ from dreamdepot.catalog.images import compile_query
 from dreamdepot.catalog.tags import tag_id
 from dreamdepot.config import Settings
 from dreamdepot.ingest.paths import from_db
-from dreamdepot.media.decode import decode_reduced
+from dreamdepot.media.video import decode_still
 from dreamdepot.tagging.base import Proposal, Subject, Tagger, TaggerUnavailable
 from dreamdepot.workers import map_chunks
 
@@ -143,7 +143,7 @@ def _run(
         errors: dict[str, str] = {}
         if path and any(taggers[n].needs_pixels for n in names):
             try:
-                im = decode_reduced(path, PIXEL_SIDE)
+                im = decode_still(path, PIXEL_SIDE)
                 im.thumbnail((PIXEL_SIDE, PIXEL_SIDE))
                 subject.pixels = im.convert("RGB")
             except (OSError, ValueError, Image.DecompressionBombError) as exc:

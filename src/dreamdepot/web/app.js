@@ -117,9 +117,39 @@ function makeTile(item, pos) {
   if (item.favorite) node.append(el("span", { class: "fav", text: "★" }));
   if (item.rating) node.append(el("span", { class: "badge", text: "★".repeat(item.rating) }));
   if (item.marked) node.classList.add("marked");
+  if (item.media && item.media !== "image") {
+    node.append(el("span", { class: "duration", text: clock(item.duration) }));
+    if (item.clip_url) hoverClip(node, item);
+  }
   syncTileState(node, pos);
   place(node, pos);
   return node;
+}
+
+// "0:07" for 7.2 s, "1:02:05" past an hour; sub-second clips show "0:01"
+function clock(seconds) {
+  const t = Math.max(1, Math.round(seconds || 0));
+  const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = String(t % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+// videos and animations play their short muted preview while the pointer rests on them
+function hoverClip(node, item) {
+  let timer = 0;
+  node.addEventListener("pointerenter", () => {
+    timer = setTimeout(() => {
+      if (node.querySelector("video.clip")) return;
+      const v = el("video", { class: "clip", muted: "", loop: "", playsinline: "", preload: "auto" });
+      v.muted = true;
+      v.src = safeUrl(item.clip_url);
+      node.append(v);
+      v.play().catch(() => {});
+    }, 120);
+  });
+  node.addEventListener("pointerleave", () => {
+    clearTimeout(timer);
+    node.querySelector("video.clip")?.remove();
+  });
 }
 
 function syncTileState(node, pos) {
@@ -512,9 +542,20 @@ async function openDetail(id) {
   const overlay = $("#detail");
   overlay.hidden = false;
   const img = $("#detail-img");
-  if (SAFE_DATA_URI.test(d.placeholder || "")) img.style.background = `url("${d.placeholder}") center/contain no-repeat`;
-  img.src = safeUrl(d.preview_url);
-  img.onerror = () => { if (img.src !== location.origin + safeUrl(d.file_url)) img.src = safeUrl(d.file_url); };
+  const video = $("#detail-video");
+  const isVideo = d.media === "video";
+  img.hidden = isVideo;
+  video.hidden = !isVideo;
+  if (isVideo) {
+    video.poster = safeUrl(d.preview_url);
+    video.src = safeUrl(d.file_url);
+  } else {
+    video.removeAttribute("src");
+    if (SAFE_DATA_URI.test(d.placeholder || "")) img.style.background = `url("${d.placeholder}") center/contain no-repeat`;
+    // an animation plays as itself; a still shows its 1024 px preview first
+    img.src = safeUrl(d.media === "animation" ? d.file_url : d.preview_url);
+    img.onerror = () => { if (img.src !== location.origin + safeUrl(d.file_url)) img.src = safeUrl(d.file_url); };
+  }
   const info = $("#detail-info");
   const copy = (label, text) => el("button", {
     text: label, disabled: text ? null : "",
@@ -528,6 +569,8 @@ async function openDetail(id) {
     ["Sampler", d.sampler], ["Scheduler", d.scheduler], ["Steps", d.steps],
     ["CFG scale", d.cfg_scale], ["Seed", d.seed ?? d.params?.seed], ["Size", `${d.width}×${d.height}`],
     ["Denoise", d.denoise], ["Clip skip", d.clip_skip], ["Format", d.format],
+    ["Duration", d.duration != null ? `${d.duration} s` : null], ["Frames", d.frame_count],
+    ["Frame rate", d.fps != null ? `${d.fps} fps` : null],
     ["LoRAs", (d.loras || []).map((l) => `${l.name}${l.weight != null ? `:${l.weight}` : ""}`).join(", ")],
   ];
   for (const [k, v] of Object.entries(d.params || {})) {
@@ -644,6 +687,7 @@ function openViewer(pos) {
 
 function closeViewer() {
   $("#viewer").hidden = true;
+  $("#viewer-video").pause();
   if (V.pos >= 0) { S.focus = V.pos; refreshTiles(); }
   scroller.focus();
 }
@@ -653,7 +697,7 @@ function fullUrl(item) { return safeUrl(item.file_url); }
 function preloadAround(pos) {
   for (const p of [pos + 1, pos + 2, pos - 1]) {
     const item = S.items[p];
-    if (item && !V.preload.has(item.id)) {
+    if (item && item.media !== "video" && !V.preload.has(item.id)) {
       const im = new Image();
       im.decoding = "async";
       im.src = fullUrl(item);
@@ -671,9 +715,23 @@ function showViewerAt(pos) {
   S.selected.clear();
   S.focus = pos;
   const img = $("#viewer-img");
+  const video = $("#viewer-video");
   V.shownAt = performance.now();
-  img.onload = () => { V.loadedAt = performance.now(); fitViewer(); };
-  img.src = fullUrl(item);
+  const isVideo = item.media === "video";
+  img.hidden = isVideo;
+  video.hidden = !isVideo;
+  if (isVideo) {  // plays with its controls; zoom and pan work on it as on an image
+    img.removeAttribute("src");
+    video.onloadedmetadata = () => { V.loadedAt = performance.now(); fitViewer(); };
+    video.src = fullUrl(item);
+    video.dataset.id = item.id;
+    video.play().catch(() => {});
+  } else {
+    video.pause();
+    video.removeAttribute("src");
+    img.onload = () => { V.loadedAt = performance.now(); fitViewer(); };
+    img.src = fullUrl(item);
+  }
   img.dataset.id = item.id;
   $("#viewer-pos").textContent = `${pos + 1} of ${S.total ?? S.items.length}${item.rating ? " · " + "★".repeat(item.rating) : ""}${item.favorite ? " · ♥" : ""}`;
   renderViewerInfo(item);
@@ -692,14 +750,24 @@ function renderViewerInfo(item) {
     el("div", { class: "meta", text: params.map(([k, v]) => `${k} ${v}`).join(" · ") }));
 }
 
+// what the viewer shows now: the image, or the video element for a video
+function viewerMedia() {
+  const video = $("#viewer-video");
+  return video.hidden ? $("#viewer-img") : video;
+}
+
+function mediaSize(node) {
+  return node.tagName === "VIDEO" ? [node.videoWidth || 1, node.videoHeight || 1]
+    : [node.naturalWidth || 1, node.naturalHeight || 1];
+}
+
 function applyViewerTransform() {
-  $("#viewer-img").style.transform = `translate(${V.x}px, ${V.y}px) scale(${V.scale})`;
+  viewerMedia().style.transform = `translate(${V.x}px, ${V.y}px) scale(${V.scale})`;
 }
 
 function fitViewer() {
-  const img = $("#viewer-img");
   const stage = $("#viewer-stage");
-  const w = img.naturalWidth || 1, h = img.naturalHeight || 1;
+  const [w, h] = mediaSize(viewerMedia());
   V.scale = Math.min(stage.clientWidth / w, stage.clientHeight / h, 1e3);
   V.fitScale = V.scale;
   V.x = (stage.clientWidth - w * V.scale) / 2;
@@ -720,10 +788,10 @@ function zoomViewer(factor, cx, cy) {
 }
 
 function actualSize() {
-  const img = $("#viewer-img");
+  const [w] = mediaSize(viewerMedia());
   const stage = $("#viewer-stage");
   zoomViewer(1 / V.scale, stage.clientWidth / 2, stage.clientHeight / 2);
-  if (img.naturalWidth <= stage.clientWidth) V.x = (stage.clientWidth - img.naturalWidth) / 2;
+  if (w <= stage.clientWidth) V.x = (stage.clientWidth - w) / 2;
   applyViewerTransform();
 }
 
@@ -783,13 +851,15 @@ function viewerKey(ev) {
 
 // dragging a tile out gives the original file: a drop on ComfyUI's canvas loads its
 // workflow, A1111's PNG Info reads its parameters, a desktop drop saves it
+const VIDEO_TYPES = { mp4: "video/mp4", mov: "video/quicktime", webm: "video/webm", mkv: "video/x-matroska" };
 function dragOut(img, item) {
   img.draggable = true;
   img.addEventListener("dragstart", (ev) => {
     const url = new URL(safeUrl(item.file_url), location.origin).href;
     const ext = (item.format || "png").toLowerCase();
+    const type = VIDEO_TYPES[ext] || `image/${ext === "jpg" ? "jpeg" : ext}`;
     ev.dataTransfer.setData("text/uri-list", url);
-    ev.dataTransfer.setData("DownloadURL", `image/${ext === "jpg" ? "jpeg" : ext}:dreamdepot-${item.id}.${ext}:${url}`);
+    ev.dataTransfer.setData("DownloadURL", `${type}:dreamdepot-${item.id}.${ext}:${url}`);
   });
 }
 
@@ -912,6 +982,7 @@ async function copyText(text) {
 
 function closeDetail() {
   $("#detail").hidden = true;
+  $("#detail-video").pause();
   S.detailId = null;
   scroller.focus();
 }

@@ -6,6 +6,7 @@ from dreamdepot.ingest.metadata.registry import (
     BUILTIN_READERS,
     Reader,
     generation_from_container,
+    read_file,
     read_generation,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "Resource",
     "generation_from_container",
     "read_container",
+    "read_file",
     "read_generation",
     "sniff_format",
 ]

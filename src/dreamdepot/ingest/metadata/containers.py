@@ -2,8 +2,10 @@
 
 One function, :func:`read_container`, identifies the format by magic bytes and collects
 every place a generator may have written text: PNG ``tEXt``/``iTXt``/``zTXt`` chunks
-anywhere in the file, ``eXIf``, EXIF in JPEG/WebP/AVIF, XMP, GIF and JPEG comments and
-C2PA stores. Generator readers then work on the returned :class:`Container` alone.
+anywhere in the file, ``eXIf``, EXIF in JPEG/WebP/AVIF, XMP, GIF and JPEG comments, C2PA
+stores and the tags of MP4/MOV/WebM videos (through PyAV, media/video.py). Generator readers
+then work on the returned :class:`Container` alone; animations and videos also carry their
+duration, frame count and frame rate.
 
 Everything is bounded: a chunk over :data:`MAX_TEXT_BYTES` is skipped (and noted), the
 chunk walk stops after :data:`MAX_CHUNKS`, and compressed text is inflated with a cap.
@@ -12,6 +14,7 @@ chunk walk stops after :data:`MAX_CHUNKS`, and compressed text is inflated with 
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import BinaryIO
 
 from dreamdepot.errors import CorruptImageError, MetadataError, UnsupportedImageError
 from dreamdepot.ingest.metadata.exif import decode_ascii_tag, decode_user_comment, parse_exif
+from dreamdepot.media.video import VIDEO_FORMATS, is_video_head, probe_video
 
 MAX_TEXT_BYTES = 8 * 1024 * 1024
 MAX_CHUNKS = 100_000
@@ -44,7 +48,14 @@ class Container:
     complete: bool = True
     lossless: bool = False
     animated: bool = False
+    duration: float | None = None  # seconds, animations and videos only
+    frames: int | None = None
+    fps: float | None = None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def video(self) -> bool:
+        return self.format in VIDEO_FORMATS
 
     def text(self, key: str) -> str | None:
         return self.texts.get(key)
@@ -69,7 +80,7 @@ def sniff_format(head: bytes) -> str | None:
         return "gif"
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis", b"mif1", b"msf1"):
         return "avif"
-    return None
+    return is_video_head(head)
 
 
 def read_container(f: BinaryIO, size: int) -> Container:
@@ -94,6 +105,8 @@ def read_container(f: BinaryIO, size: int) -> Container:
         return _read_webp(f, size)
     if fmt == "gif":
         return _read_gif(f, size)
+    if fmt in VIDEO_FORMATS:
+        return _read_video(f, fmt)
     return _read_avif(f, size)
 
 
@@ -306,12 +319,18 @@ def _read_webp(f: BinaryIO, size: int) -> Container:
     end = min(size, riff_size + 8)
     pos = 12
     chunks = 0
+    frames, duration_ms = 0, 0
     while pos + 8 <= end:
         chunks += 1
         if chunks > MAX_CHUNKS:
             break
         f.seek(pos)
         ctype, length = struct.unpack("<4sI", f.read(8))
+        if ctype == b"ANMF":
+            body = f.read(16)
+            if len(body) == 16:  # frame x, y, w, h (3 bytes each), then its duration
+                frames += 1
+                duration_ms += int.from_bytes(body[12:15], "little")
         body_end = pos + 8 + length
         if body_end > end:
             c.complete = False
@@ -353,6 +372,8 @@ def _read_webp(f: BinaryIO, size: int) -> Container:
         pos = body_end + (length & 1)
     if c.width is None:
         raise CorruptImageError("WebP: no image header")
+    if c.animated and frames:
+        _set_timing(c, frames, duration_ms / 1000 if duration_ms else frames * 0.1)
     return c
 
 
@@ -370,6 +391,7 @@ def _read_gif(f: BinaryIO, size: int) -> Container:
     if flags & 0x80:
         pos += 3 * (2 ** ((flags & 7) + 1))
     frames = 0
+    delay_cs = 0  # hundredths of a second, from each frame's Graphic Control Extension
     c.complete = False
     while pos < len(data):
         block = data[pos]
@@ -383,6 +405,10 @@ def _read_gif(f: BinaryIO, size: int) -> Container:
             body, pos = _gif_subblocks(data, pos + 2)
             if label == 0xFE:
                 c.texts.setdefault("comment", _latin1_or_utf8(body))
+            elif label == 0xF9 and len(body) >= 3:
+                # browsers show a 0 or 1 delay as 100 ms; so do we
+                delay = int.from_bytes(body[1:3], "little")
+                delay_cs += delay if delay > 1 else 10
         elif block == 0x2C:
             frames += 1
             if pos + 10 > len(data):
@@ -396,7 +422,14 @@ def _read_gif(f: BinaryIO, size: int) -> Container:
         else:
             break
     c.animated = frames > 1
+    if c.animated:
+        _set_timing(c, frames, delay_cs / 100 if delay_cs else frames * 0.1)
     return c
+
+
+def _set_timing(c: Container, frames: int, seconds: float) -> None:
+    c.frames, c.duration = frames, round(seconds, 3)
+    c.fps = round(frames / seconds, 3) if seconds > 0 else None
 
 
 def _gif_subblocks(data: bytes, pos: int, keep: bool = True) -> tuple[bytes, int]:
@@ -432,6 +465,37 @@ def _read_avif(f: BinaryIO, size: int) -> Container:
     if isinstance(xmp, bytes):
         c.xmp = xmp.decode("utf-8", errors="replace")
     return c
+
+
+# --- video (MP4, MOV, WebM, Matroska) -------------------------------------------------------
+
+
+def _read_video(f: BinaryIO, fmt: str) -> Container:
+    info = probe_video(f, fmt)
+    c = Container(format=fmt, width=info.width, height=info.height, mode="RGB", animated=True)
+    c.duration, c.frames, c.fps = info.duration, info.frames, info.fps
+    c.warnings.extend(info.warnings)
+    c.texts.update(info.tags)
+    _unpack_vhs_comment(c)
+    return c
+
+
+def _unpack_vhs_comment(c: Container) -> None:
+    """ComfyUI-VideoHelperSuite writes its PNG text chunks as one JSON ``comment`` tag,
+    ``{"prompt": "<graph as JSON text>", "workflow": {...}}``; give them back their own keys
+    so the ComfyUI reader reads a video as it reads a PNG."""
+    comment = c.texts.get("comment", "")
+    if not comment.lstrip().startswith("{") or "prompt" in c.texts:
+        return
+    try:
+        data = json.loads(comment)
+    except ValueError:
+        return
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key in ("prompt", "workflow") and value is not None:
+            c.texts.setdefault(key, value if isinstance(value, str) else json.dumps(value))
 
 
 def read_container_bytes(data: bytes) -> Container:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from dreamdepot.errors import MetadataError
+from dreamdepot.errors import DreamDepotError, MetadataError
 from dreamdepot.ingest.metadata.containers import Container, read_container
 from dreamdepot.ingest.metadata.model import Generation
 from dreamdepot.ingest.metadata.readers import (
@@ -106,6 +106,8 @@ def generation_from_container(
             result = stealth.read(c, path)
         except MetadataError as exc:
             error = error or exc
+    if result is None and c.video and path is not None:
+        result = _first_frame_png(path)
     if result is None and error is not None:
         raise error
     if result is not None:
@@ -148,6 +150,37 @@ def _merge_infotext(c: Container, path: Path | None, g: Generation) -> None:
     g.generator = "comfyui"
     g.graph = graph
     g.source = sources + [s for s in info.source if s not in sources]
+
+
+def _first_frame_png(video: Path) -> Generation | None:
+    """The generation of a video that carries none, from the PNG its tool saved beside it:
+    VideoHelperSuite writes ``NAME_00001.png`` (first frame, full metadata) next to
+    ``NAME_00001.mp4`` and ``NAME_00001-audio.mp4``."""
+    stem = video.stem.removesuffix("-audio")
+    png = video.with_name(stem + ".png")
+    try:
+        with open(png, "rb") as f:
+            c = read_container(f, os.fstat(f.fileno()).st_size)
+        if c.format != "png":
+            return None
+        g = generation_from_container(c, png, stealth_check=False)
+    except (OSError, ValueError, IndexError, DreamDepotError):
+        return None
+    if g is not None:
+        g.source = [f"sidecar:{png.name}:{s}" for s in g.source]
+        g.width = g.height = None  # the video's own size stands
+    return g
+
+
+def read_file(
+    path: str | os.PathLike[str], stealth_check: bool = True
+) -> tuple[Container, Generation | None]:
+    """The container facts (size, duration of a video) and the generation of one file."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        c = read_container(f, size)
+    return c, generation_from_container(c, p, stealth_check=stealth_check)
 
 
 def read_generation(path: str | os.PathLike[str], stealth_check: bool = True) -> Generation | None:

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, Response
 
 from dreamdepot.ingest.metadata.containers import sniff_format
 from dreamdepot.ingest.paths import to_db
+from dreamdepot.media.video import MEDIA_TYPES as VIDEO_TYPES
 from dreamdepot.server.app import AppState, state
 
 MEDIA_TYPES = {
@@ -26,6 +27,7 @@ MEDIA_TYPES = {
     "webp": "image/webp",
     "gif": "image/gif",
     "avif": "image/avif",
+    **VIDEO_TYPES,
 }
 
 router = APIRouter(tags=["files"])
@@ -47,7 +49,8 @@ def confined(st: AppState, root_id: int, rel_path: str) -> str | None:
 
 
 def image_response(real: str) -> Response:
-    """The file as the raster image its bytes say it is; 404 for anything else."""
+    """The file as the image or video its bytes say it is; 404 for anything else. Range
+    requests are answered (206), so a video seeks without being downloaded whole."""
     try:
         with open(real, "rb") as f:
             kind = sniff_format(f.read(16))

@@ -19,8 +19,10 @@ from dreamdepot.media.thumbs import (
     PREVIEW_SIZE,
     fallback_thumbnail,
     make_media,
+    preview_key,
     thumb_key,
 )
+from dreamdepot.media.video import VIDEO_FORMATS
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.files import confined, image_response
 
@@ -38,6 +40,13 @@ def present(item: dict[str, Any], st: AppState) -> dict[str, Any]:
     item["thumbnail_url"] = thumbnail_url(item["content_hash"], st.settings.thumb_size)
     item["preview_url"] = thumbnail_url(item["content_hash"], PREVIEW_SIZE)
     item["file_url"] = f"/api/images/{item['id']}/file"
+    fmt, preview = item.get("format"), item.pop("preview_key", None)
+    if item.get("duration") is None:
+        item["media"] = "image"
+    else:
+        item["media"] = "video" if fmt in VIDEO_FORMATS else "animation"
+        if preview:  # the short muted MP4 the grid plays on hover
+            item["clip_url"] = f"/api/clips/{item['content_hash']}.mp4"
     if item.get("placeholder") is None:
         item["placeholder"] = (
             "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxIDEiPjxyZWN0IHdpZHRoPSIxIiBoZWlnaHQ9IjEiIGZpbGw9IiMzMzMiLz48L3N2Zz4="
@@ -388,6 +397,17 @@ def thumbnail(request: Request, content_hash: str, size: int) -> Response:
             fallback_thumbnail(), media_type="image/avif", headers={"Cache-Control": "no-store"}
         )
     return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
+
+
+@router.get("/clips/{content_hash}.mp4")
+def clip(request: Request, content_hash: str) -> Response:
+    """The hover preview of a video or animation (made by the background media stage)."""
+    if not content_hash.isalnum() or not content_hash.isascii() or len(content_hash) > 128:
+        raise HTTPException(404, "no such clip")
+    path = state(request).library_path / "thumbs" / preview_key(content_hash)
+    if not path.is_file():
+        raise HTTPException(404, "no clip for this image (yet)")
+    return FileResponse(path, media_type="video/mp4", headers=IMMUTABLE)
 
 
 @router.get("/images/{image_id}/similar")

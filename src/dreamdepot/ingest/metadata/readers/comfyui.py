@@ -17,7 +17,8 @@ def find_graph(c: Container) -> tuple[str, str, str | None, str | None] | None:
     """(source label, prompt JSON, workflow label, workflow JSON) when a graph is present."""
     if "prompt" in c.texts and c.texts["prompt"].lstrip().startswith("{"):
         wf = c.texts.get("workflow")
-        return "png:prompt", c.texts["prompt"], "png:workflow" if wf else None, wf
+        kind = "png" if c.format == "png" else f"{c.format}:tag"  # a video's container tags
+        return f"{kind}:prompt", c.texts["prompt"], f"{kind}:workflow" if wf else None, wf
     fmt = c.format
     for key, value in c.exif.items():
         base = key.removeprefix("IFD0:")
