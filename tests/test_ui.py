@@ -453,3 +453,68 @@ def test_dragging_a_tile_out_gives_the_original_file(page: Any) -> None:
     assert download.startswith("image/png:dreamdepot-") and download.endswith(uri)
     r = httpx.get(uri)
     assert r.status_code == 200 and r.content.startswith(b"\x89PNG")  # the original bytes
+
+
+def _poll(pg: Any, script: str, timeout: float = 15.0) -> Any:
+    """Evaluate ``script`` until it is truthy (under the real CSP, where Playwright's string
+    predicates cannot run)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pg.evaluate(script)
+        if value or time.monotonic() > deadline:
+            assert value, f"never true: {script}"
+            return value
+        time.sleep(0.1)
+
+
+def test_videos_play_on_hover_and_in_the_viewer(
+    tmp_path: Path, browser: Any, file_manager: Path
+) -> None:
+    from builders import animation, vhs_video, video
+    from conftest import Cli
+
+    root = tmp_path / "out"
+    vhs_video(root / "fox_00001.mp4")
+    video(root / "cat.webm", codec="libvpx-vp9")
+    animation(root / "loop.gif", "GIF")
+    png(root / "still.png", {"parameters": "a still\nSteps: 5, Seed: 1, Size: 16x16"})
+    cli = Cli(tmp_path / "lib")
+    cli("add", str(root))
+    cli("thumbnails")
+    with Server(cli.library_path) as srv, _open(browser, srv.base + "/#/?q=video") as pg:
+        pg.wait_for_selector(".tile img.loaded")
+        assert pg.locator(".tile").count() == 2
+        assert pg.inner_text(".tile >> nth=0 >> .duration") == "0:02"
+        pg.hover(".tile >> nth=0")
+        pg.wait_for_selector(".tile video.clip")
+        # the clip (H.264 MP4 made by the media stage) decodes and plays, muted
+        _poll(pg, "() => { const v = document.querySelector('.tile video.clip');"
+                  " return v && v.muted && v.readyState >= 2 && v.currentTime > 0 }")  # fmt: skip
+        pg.mouse.move(1200, 780)
+        pg.wait_for_selector(".tile video.clip", state="detached")
+        pg.click(".tile >> nth=0")
+        pg.keyboard.press("v")
+        pg.wait_for_selector("#viewer-video:not([hidden])")
+        assert pg.is_hidden("#viewer-img")
+        size = _poll(pg, "() => { const v = document.querySelector('#viewer-video');"
+                         " return v.readyState >= 1 && !v.paused && [v.videoWidth, v.videoHeight] }")  # fmt: skip
+        assert size == [64, 48]
+        before = pg.evaluate("() => V.scale")
+        pg.mouse.move(640, 300)
+        pg.mouse.wheel(0, -300)
+        _poll(pg, f"() => V.scale > {before}")  # zoom works on a video as on an image
+        pg.keyboard.press("Escape")
+        _poll(pg, "() => document.querySelector('#viewer-video').paused")
+        pg.dblclick(".tile >> nth=0")  # the detail view plays the video and can reveal it
+        pg.wait_for_selector("#detail-video:not([hidden])")
+        pg.click("#reveal")
+        _poll(pg, "() => document.querySelector('#detail-video').readyState >= 1")
+        deadline = time.monotonic() + 10
+        while not file_manager.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert file_manager.read_text().strip() == str(root.resolve())
+        pg.click("#detail .close")
+        pg.fill("#search", "format:gif")
+        pg.keyboard.press("Enter")
+        pg.wait_for_selector(".tile .duration")
+        assert pg.inner_text(".tile .duration") == "0:01"

@@ -670,6 +670,11 @@ async function openDetail(id) {
     el("h4", { text: "Looks similar" }), similar,
     el("h4", { text: "Lineage" }), lineage.childElementCount ? lineage : el("div", { text: "—" }),
     el("h4", { text: "Files" }), ...d.files.map((f) => el("div", { text: `${f.path} (${f.state})` })),
+    d.can_reveal ? el("button", {
+      id: "reveal", text: "Reveal in folder",
+      onclick: () => api(`/api/images/${id}/reveal`, { json: {} })
+        .then(() => toast("Shown in the file manager")).catch((e) => toast(e.message)),
+    }) : null,
   );
 }
 

@@ -91,6 +91,7 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     """Every parameter of one image, its files, tags, albums and lineage."""
     st = state(request)
     d = present(_detail_or_404(st, image_id), st)
+    d["can_reveal"] = st.token is None  # local mode: the browser runs on this machine
     conn = st.store.read()
     d["albums"] = [
         r[0]
@@ -346,6 +347,24 @@ def original_file(request: Request, image_id: int) -> Response:
     st = state(request)
     _detail_or_404(st, image_id)
     return image_response(_present_file(st, image_id))
+
+
+@router.post("/images/{image_id}/reveal")
+def reveal_file(request: Request, image_id: int) -> dict[str, Any]:
+    """Show the image's file in this machine's file manager. Local mode only: with an access
+    token the browser is elsewhere, and a window would open on the server instead."""
+    from dreamdepot.reveal import reveal
+
+    st = state(request)
+    if st.token is not None:
+        raise HTTPException(403, "reveal in folder works in local mode only (no access token)")
+    _detail_or_404(st, image_id)
+    path = _present_file(st, image_id)
+    try:
+        reveal(path)
+    except (DreamDepotError, OSError) as exc:
+        raise HTTPException(501, str(exc)) from exc
+    return {"revealed": path}
 
 
 # at most this many on-demand decodes at once (each within media.decode's pixel budget)
