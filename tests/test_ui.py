@@ -488,16 +488,22 @@ def test_videos_play_on_hover_and_in_the_viewer(
         pg.hover(".tile >> nth=0")
         pg.wait_for_selector(".tile video.clip")
         # the clip (H.264 MP4 made by the media stage) decodes and plays, muted
-        _poll(pg, "() => { const v = document.querySelector('.tile video.clip');"
-                  " return v && v.muted && v.readyState >= 2 && v.currentTime > 0 }")  # fmt: skip
+        clip_plays = (
+            "() => { const v = document.querySelector('.tile video.clip');"
+            " return v && v.muted && v.readyState >= 2 && v.currentTime > 0 }"
+        )
+        _poll(pg, clip_plays)
         pg.mouse.move(1200, 780)
         pg.wait_for_selector(".tile video.clip", state="detached")
         pg.click(".tile >> nth=0")
         pg.keyboard.press("v")
         pg.wait_for_selector("#viewer-video:not([hidden])")
         assert pg.is_hidden("#viewer-img")
-        size = _poll(pg, "() => { const v = document.querySelector('#viewer-video');"
-                         " return v.readyState >= 1 && !v.paused && [v.videoWidth, v.videoHeight] }")  # fmt: skip
+        playing = (
+            "() => { const v = document.querySelector('#viewer-video');"
+            " return v.readyState >= 1 && !v.paused && [v.videoWidth, v.videoHeight] }"
+        )
+        size = _poll(pg, playing)
         assert size == [64, 48]
         before = pg.evaluate("() => V.scale")
         pg.mouse.move(640, 300)

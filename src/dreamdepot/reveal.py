@@ -48,7 +48,7 @@ def reveal(path: str) -> list[str]:
     command = reveal_command(path)
     if command is None:
         raise DreamDepotError("no file manager found (xdg-open is not installed)")
-    subprocess.Popen(  # noqa: S603 - a fixed program, the path as one argument
+    subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
