@@ -65,3 +65,29 @@ def test_an_absolute_folder_filter_is_a_prefix(cli: Cli, tmp_path: Path) -> None
     cli("add", str(tmp_path / "pics"), str(tmp_path / "old"))
     assert len(cli.jsonl("search", f"folder:{tmp_path / 'pics' / 'a'}", "--json")) == 1
     assert len(cli.jsonl("search", "folder:pics/a", "--json")) == 2  # a name anywhere
+
+
+def test_folder_prefix_plans_agree(cli: Cli, tmp_path: Path) -> None:
+    """``folder:/abs`` has two plans (walk the images, or read the folder's files from the
+    files index); a small folder of a big library takes the second. Both must answer the
+    same, including a sibling whose name extends the folder's, a root inside the folder,
+    and a folder that does not exist."""
+    from dreamdepot.catalog.images import compile_query
+
+    pics, other = tmp_path / "pics", tmp_path / "pics" / "nested-root"
+    for rel in ("a.png", "x/b.png", "x/y/c.png", "x0/d.png", "x-y/e.png", "X/f.png"):
+        png(pics / rel, {"parameters": f"{rel}\nSteps: 5, Seed: {len(rel)}, Size: 64x64"})
+    png(other / "g.png", {"parameters": "g\nSteps: 5, Seed: 99, Size: 64x64"})
+    cli("add", str(other))
+    cli("add", str(pics))
+    conn = catalog(cli.library_path)
+    for folder, expected in (
+        (pics / "x", 2), (pics / "x" / "y", 1), (pics / "x0", 1), (pics, 7),
+        (tmp_path, 7), (other, 1), (pics / "nope", 0), (pics / "x" / "y" / "c.png", 0),
+    ):  # fmt: skip
+        q = compile_query(conn, f'folder:"{folder}"')
+        assert q.adaptive
+        index = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {q.where}", q.params)}
+        walk = q.where_walking()
+        walked = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {walk}", q.params)}
+        assert index == walked and len(index) == expected, (folder, index, walked)

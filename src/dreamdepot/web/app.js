@@ -706,6 +706,7 @@ function preloadAround(pos) {
       const im = new Image();
       im.decoding = "async";
       im.src = fullUrl(item);
+      im.decode().catch(() => {});  // decoded ahead too, not only fetched
       V.preload.set(item.id, im);
     }
   }
