@@ -30,6 +30,17 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _jobs(lib: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def test_killed_generations_complete_exactly_once(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,8 +60,17 @@ def test_killed_generations_complete_exactly_once(
                 env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-            time.sleep(rng.uniform(0.8, 1.9))  # start-up is ~0.9 s, the job ~0.5 s
-            os.killpg(proc.pid, signal.SIGKILL)
+            if k % 4 == 0:
+                time.sleep(rng.uniform(0.1, 0.6))  # while starting up
+            else:  # once this job is queued, at a random point of its ~0.4 s of work
+                deadline = time.monotonic() + 60
+                while proc.poll() is None and _jobs(lib) <= k and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.35))
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it finished first
             proc.wait()
             conn = sqlite3.connect(lib / "catalog.sqlite")
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
