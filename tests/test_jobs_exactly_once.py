@@ -5,6 +5,7 @@ of a live process is never taken over; a cancel asked of a dead job is honoured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -67,10 +68,8 @@ def test_killed_generations_complete_exactly_once(
                 while proc.poll() is None and _jobs(lib) <= k and time.monotonic() < deadline:
                     time.sleep(0.01)
                 time.sleep(rng.uniform(0.0, 0.35))
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it finished first
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it finished first
             proc.wait()
             conn = sqlite3.connect(lib / "catalog.sqlite")
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
