@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from dreamdepot.catalog.clauses import Clause, Not, Raw
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
 from dreamdepot.errors import QueryError
@@ -41,8 +42,8 @@ def compile_query(conn: sqlite3.Connection, text: str) -> Query:
         from dreamdepot.semantic.service import similar_clause
 
         sql, params = similar_clause(conn, tok.value)
-        q.template = f"({q.template}) AND ({'NOT ' if tok.negated else ''}({sql}))"
-        q.params = [*q.params, *params]
+        clause: Clause = Raw(sql, tuple(params))
+        q = q.narrowed(Not(clause) if tok.negated else clause)
     return q
 
 

@@ -7,12 +7,12 @@
 Free words and phrases search prompts through FTS5 (``word*`` for a prefix). A field's
 *type* decides how its value is read (``steps`` is numeric, so ``20..30`` is a range):
 adding a field means adding one line to :data:`FIELDS`, never touching the parser.
-Each clause compiles to SQL over the ``images`` table (aliased ``images``).
+Each term becomes a node of a typed tree (catalog/clauses.py) that writes its SQL over the
+``images`` table for SQLite or for PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -20,9 +20,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from dreamdepot.catalog.clauses import (
+    SQLITE,
+    And,
+    Clause,
+    Compare,
+    Dialect,
+    Everything,
+    FolderName,
+    IdIn,
+    InAlbum,
+    InFolder,
+    Not,
+    Or,
+    Raw,
+    SqlParams,
+    Tagged,
+    TextMatch,
+    UsesLora,
+    Words,
+)
 from dreamdepot.errors import QueryError
 
-Clause = tuple[str, list[Any]]
 INT64_MAX = 2**63 - 1
 # Limits on one query (docs/query.md): beyond them a query is refused with a QueryError
 MAX_QUERY_CHARS = 4_000
@@ -141,8 +160,8 @@ def text_field(column: str) -> Callable[[str, Token, str], Clause]:
         if not value:
             raise QueryError(f"expected a value after '{tok.field_name}:'", tok.pos, query)
         if value.startswith("="):
-            return f"images.{column} = ? COLLATE NOCASE", [value[1:]]
-        return f"images.{column} LIKE ? ESCAPE '\\'", [_like(value)]
+            return TextMatch(column, value[1:], exact=True)
+        return TextMatch(column, _like(value))
 
     return build
 
@@ -162,7 +181,6 @@ def numeric_field(column: str, integer: bool = True) -> Callable[[str, Token, st
         return value
 
     def build(value: str, tok: Token, query: str) -> Clause:
-        col = f"images.{column}"
         for number in re.findall(_NUM, value):
             if abs(float(number)) > INT64_MAX:
                 raise QueryError(
@@ -170,18 +188,15 @@ def numeric_field(column: str, integer: bool = True) -> Callable[[str, Token, st
                 )
         m = _RANGE.match(value)
         if m and (m.group("lo") or m.group("hi")):
-            parts, params = [], []
+            parts: list[Clause] = []
             if m.group("lo"):
-                parts.append(f"{col} >= ?")
-                params.append(num(m.group("lo")))
+                parts.append(Compare(column, ">=", num(m.group("lo"))))
             if m.group("hi"):
-                parts.append(f"{col} <= ?")
-                params.append(num(m.group("hi")))
-            return " AND ".join(parts), params
+                parts.append(Compare(column, "<=", num(m.group("hi"))))
+            return parts[0] if len(parts) == 1 else And(parts)
         m = _CMP.match(value)
         if m:
-            op = m.group("op") or "="
-            return f"{col} {op} ?", [num(m.group("n"))]
+            return Compare(column, m.group("op") or "=", num(m.group("n")))
         raise QueryError(
             f"expected a number, a range like 20..30 or a comparison like >7 after "
             f"'{tok.field_name}:', got {value!r}",
@@ -196,21 +211,21 @@ def _size(value: str, tok: Token, query: str) -> Clause:
     m = re.fullmatch(r"(\d{1,9})[xX×](\d{1,9})", value)
     if not m:
         raise QueryError(f"expected WIDTHxHEIGHT after 'size:', got {value!r}", tok.pos, query)
-    return "images.width = ? AND images.height = ?", [int(m.group(1)), int(m.group(2))]
+    return And([Compare("width", "=", int(m.group(1))), Compare("height", "=", int(m.group(2)))])
 
 
 def _aspect(value: str, tok: Token, query: str) -> Clause:
     v = value.lower()
     if v == "portrait":
-        return "images.height > images.width", []
+        return Raw("images.height > images.width")
     if v == "landscape":
-        return "images.width > images.height", []
+        return Raw("images.width > images.height")
     if v == "square":
-        return "images.width = images.height", []
+        return Raw("images.width = images.height")
     m = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", v)
     if m and float(m.group(2)) > 0:
         ratio = float(m.group(1)) / float(m.group(2))
-        return "abs(images.width * 1.0 / images.height - ?) < 0.02", [ratio]
+        return Raw("abs(images.width * 1.0 / images.height - ?) < 0.02", (ratio,))
     raise QueryError(
         f"expected portrait, landscape, square or W:H after 'aspect:', got {value!r}",
         tok.pos,
@@ -242,42 +257,34 @@ def _parse_date(s: str, end: bool, tok: Token, query: str) -> float:
 def _date(value: str, tok: Token, query: str) -> Clause:
     if ".." in value:
         lo, _, hi = value.partition("..")
-        parts, params = [], []
+        parts: list[Clause] = []
         if lo:
-            parts.append("images.created_at >= ?")
-            params.append(_parse_date(lo, False, tok, query))
+            parts.append(Compare("created_at", ">=", _parse_date(lo, False, tok, query)))
         if hi:
-            parts.append("images.created_at < ?")
-            params.append(_parse_date(hi, True, tok, query))
+            parts.append(Compare("created_at", "<", _parse_date(hi, True, tok, query)))
         if not parts:
             raise QueryError("expected a date range like 2024-01..2024-03", tok.pos, query)
-        return " AND ".join(parts), params
+        return parts[0] if len(parts) == 1 else And(parts)
     for op in (">=", "<=", ">", "<"):
         if value.startswith(op):
             d = _parse_date(value[len(op) :], op in (">", "<="), tok, query)
             sql_op = {">=": ">=", ">": ">=", "<": "<", "<=": "<"}[op]
-            return f"images.created_at {sql_op} ?", [d]
-    return "images.created_at >= ? AND images.created_at < ?", [
-        _parse_date(value, False, tok, query),
-        _parse_date(value, True, tok, query),
-    ]
+            return Compare("created_at", sql_op, d)
+    return And(
+        [
+            Compare("created_at", ">=", _parse_date(value, False, tok, query)),
+            Compare("created_at", "<", _parse_date(value, True, tok, query)),
+        ]
+    )
 
 
-def _tagged(field_name: str, extra: str = "") -> Callable[[str, Token, str], Clause]:
+def _tagged(field_name: str, auto_only: bool = False) -> Callable[[str, Token, str], Clause]:
     """``tag:NAME`` (any source) or ``autotag:NAME`` (proposed by a tagger, not yet accepted)."""
 
     def build(value: str, tok: Token, query: str) -> Clause:
         if not value:
             raise QueryError(f"expected a tag name after '{field_name}:'", tok.pos, query)
-        tag = "(SELECT id FROM tags WHERE name = ? COLLATE NOCASE)"
-        return (
-            alternatives(
-                f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag}{extra})",
-                f"EXISTS (SELECT 1 FROM image_tags WHERE tag_id = {tag} "
-                f"AND image_id = images.id{extra})",
-            ),
-            [value],
-        )
+        return Tagged(value, auto_only)
 
     return build
 
@@ -285,11 +292,7 @@ def _tagged(field_name: str, extra: str = "") -> Callable[[str, Token, str], Cla
 def _lora(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected a LoRA name after 'lora:'", tok.pos, query)
-    return (
-        "images.loras IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(images.loras) "
-        "WHERE json_extract(value, '$.name') LIKE ? ESCAPE '\\')",
-        [_like(value)],
-    )
+    return UsesLora(_like(value))
 
 
 def _folder(value: str, tok: Token, query: str) -> Clause:
@@ -298,41 +301,27 @@ def _folder(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected a folder after 'folder:'", tok.pos, query)
     if not value.startswith("/"):
-        return (
-            "EXISTS (SELECT 1 FROM files f JOIN roots r ON r.id = f.root_id WHERE "
-            "f.image_id = images.id AND (r.path || '/' || f.rel_path) LIKE ? ESCAPE '\\')",
-            [_like(value.strip("/") + "/")],
-        )
-    # A prefix ("/pics/a" never matches "/old/pics/a" nor "/pics/ab"), compared exactly as
-    # paths are. The index form reads the folder's own files from files(root_id, rel_path),
-    # a range in each root that holds the folder, all of a root that lies inside it, so a
-    # small folder of a big library is found at once instead of by walking every image.
-    # Each form binds the folder once.
-    walk = (
-        "EXISTS (SELECT 1 FROM (SELECT ? AS dir) q, files f JOIN roots r ON r.id = f.root_id "
-        "WHERE f.image_id = images.id "
-        "AND substr(r.path || '/' || f.rel_path, 1, length(q.dir)) = q.dir)"
-    )
-    index = (
-        "images.id IN (SELECT f.image_id FROM (SELECT r.id AS root_id, r.path AS path, q.dir, "
-        "CASE WHEN substr(q.dir, 1, length(r.path) + 1) = r.path || '/' "
-        "THEN substr(q.dir, length(r.path) + 2) ELSE '' END AS lo "
-        "FROM roots r, (SELECT ? AS dir) q WHERE substr(q.dir, 1, length(r.path) + 1) = "
-        "r.path || '/' OR substr(r.path || '/', 1, length(q.dir)) = q.dir) b "
-        "CROSS JOIN files f ON f.root_id = b.root_id AND f.rel_path >= b.lo "
-        "AND f.rel_path < CASE b.lo WHEN '' THEN x'ff' ELSE substr(b.lo, 1, length(b.lo) - 1)"
-        " || '0' END WHERE substr(b.path || '/' || f.rel_path, 1, length(b.dir)) = b.dir)"
-    )
-    return alternatives(index, walk), [value.rstrip("/") + "/"]
+        return FolderName(_like(value.strip("/") + "/"))
+    return InFolder(value.rstrip("/") + "/")
 
 
 def _fts(value: str, column: str = "prompt_id") -> Clause:
-    return _fts_match(column, fts_expression(value))
+    return Words(fts_terms(value), column)
 
 
-def _fts_match(column: str, expression: str) -> Clause:
-    sql = f"images.{column} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
-    return alternatives(sql, "+" + sql), [expression]
+def fts_terms(text: str) -> tuple[tuple[str, bool], ...]:
+    """User words as (word, prefix?) pairs; a trailing ``*`` means prefix.
+
+    >>> fts_terms('red fox*')
+    (('red', False), ('fox', True))
+    """
+    # SQLite ends a string at NUL ("unterminated string"); other controls match nothing
+    text = "".join(" " if ord(ch) < 32 else ch for ch in text)
+    out = []
+    for word in text.split():
+        prefix = word.endswith("*") and len(word) > 1
+        out.append((word[:-1] if prefix else word, prefix))
+    return tuple(out)
 
 
 def fts_expression(text: str) -> str:
@@ -343,14 +332,7 @@ def fts_expression(text: str) -> str:
     >>> fts_expression('x"y') == chr(34) + 'x""y' + chr(34)
     True
     """
-    parts = []
-    # SQLite ends a string at NUL ("unterminated string"); other controls match nothing
-    text = "".join(" " if ord(ch) < 32 else ch for ch in text)
-    for word in text.split():
-        prefix = word.endswith("*") and len(word) > 1
-        w = word[:-1] if prefix else word
-        parts.append('"' + w.replace('"', '""') + '"' + ("*" if prefix else ""))
-    return " ".join(parts)
+    return Words(fts_terms(text)).fts5()
 
 
 def _prompt(value: str, tok: Token, query: str) -> Clause:
@@ -363,9 +345,9 @@ def _flag(sql: str) -> Callable[[str, Token, str], Clause]:
     def build(value: str, tok: Token, query: str) -> Clause:
         if value not in ("", "true", "yes", "1"):
             if value in ("false", "no", "0"):
-                return f"NOT ({sql})", []
+                return Not(Raw(sql))
             raise QueryError(f"'{tok.field_name}' takes no value", tok.pos, query)
-        return sql, []
+        return Raw(sql)
 
     return build
 
@@ -374,28 +356,19 @@ def _id(value: str, tok: Token, query: str) -> Clause:
     ids = [v for v in value.split(",") if v]
     if not ids or not all(v.isdigit() and len(v) <= 18 for v in ids):
         raise QueryError("expected image ids like id:12 or id:12,13", tok.pos, query)
-    # one parameter however many ids: SQLite's variable limit never applies
-    return "images.id IN (SELECT value FROM json_each(?))", [json.dumps([int(v) for v in ids])]
+    return IdIn(tuple(int(v) for v in ids))
 
 
 def _hash(value: str, tok: Token, query: str) -> Clause:
     if not re.fullmatch(r"[0-9a-f]{4,64}", value):
         raise QueryError("expected a hex hash prefix after 'hash:'", tok.pos, query)
-    return "(images.content_hash LIKE ? OR images.full_hash LIKE ?)", [value + "%", value + "%"]
+    return Raw("images.content_hash LIKE ? OR images.full_hash LIKE ?", (value + "%", value + "%"))
 
 
 def _album(value: str, tok: Token, query: str) -> Clause:
     if not value:
         raise QueryError("expected an album name after 'album:'", tok.pos, query)
-    album = "(SELECT id FROM albums WHERE name = ? COLLATE NOCASE)"
-    return (
-        alternatives(
-            f"images.id IN (SELECT image_id FROM album_images WHERE album_id = {album})",
-            f"EXISTS (SELECT 1 FROM album_images WHERE album_id = {album} "
-            "AND image_id = images.id)",
-        ),
-        [value],
-    )
+    return InAlbum(value)
 
 
 MISSING_SQL = (
@@ -407,7 +380,7 @@ ANIMATION_SQL = f"images.duration IS NOT NULL AND NOT {VIDEO_SQL}"
 
 FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "tag": _tagged("tag"),
-    "autotag": _tagged("autotag", " AND source = 'auto'"),
+    "autotag": _tagged("autotag", auto_only=True),
     "model": text_field("model"),
     "sampler": text_field("sampler"),
     "scheduler": text_field("scheduler"),
@@ -471,41 +444,45 @@ class Sort:
         return SORTS[self.key].format(salt=self.salt)
 
 
-# A clause that can drive a plan from an index (a tag's images, a word's prompts) is written
-# twice: an *index* form the planner may start from (best when few rows match) and a *walk*
-# form that tests one row at a time while walking the sort order (best when many match:
-# a correlated EXISTS, or a term kept off its index with SQLite's unary "+").
-# catalog/plans.py picks one at run time.
-_ALT = re.compile("\x1e(.*?)\x1f(.*?)\x1d", re.DOTALL)
-
-
-def alternatives(index_form: str, walk_form: str) -> str:
-    """Both forms of a clause; they must bind the same parameters in the same order."""
-    return f"\x1e{index_form}\x1f{walk_form}\x1d"
-
-
 @dataclass
 class Query:
-    """A compiled query: a WHERE clause over ``images`` plus a sort."""
+    """A compiled query: a tree of clauses over ``images`` plus a sort."""
 
     text: str
-    template: str = "1"
-    params: list[Any] = field(default_factory=list)
+    node: Clause = field(default_factory=Everything)
     sort: Sort = field(default_factory=Sort)
     extension_terms: list[Token] = field(default_factory=list)
 
+    def sql(self, dialect: str = SQLITE, walk: bool = False) -> SqlParams:
+        """The WHERE clause and its parameters for one engine; ``walk`` picks the form that
+        follows the sort order and tests each row (SQLite's adaptive plans)."""
+        return self.node.render(Dialect(dialect, walk))
+
     @property
     def where(self) -> str:
-        """The WHERE clause in its index form (start from a tag's or a word's index)."""
-        return _ALT.sub(lambda m: m.group(1), self.template)
+        """The SQLite WHERE clause in its index form (start from a tag's or a word's index)."""
+        return self.sql()[0]
+
+    @property
+    def params(self) -> list[Any]:
+        return self.sql()[1]
 
     def where_walking(self) -> str:
-        """The WHERE clause in its walk form (follow the sort order, test each row)."""
-        return _ALT.sub(lambda m: m.group(2), self.template)
+        """The SQLite WHERE clause in its walk form (follow the sort order, test each row)."""
+        return self.sql(walk=True)[0]
 
     @property
     def adaptive(self) -> bool:
-        return "\x1e" in self.template
+        return self.node.adaptive
+
+    @property
+    def everything(self) -> bool:
+        return isinstance(self.node, Everything)
+
+    def narrowed(self, clause: Clause) -> Query:
+        """This query ANDed with one more clause (what an extension field resolved to)."""
+        node = clause if self.everything else And([self.node, clause])
+        return Query(self.text, node, self.sort, self.extension_terms)
 
 
 class _Parser:
@@ -534,7 +511,7 @@ class _Parser:
             parts.append(self.and_expr())
         if len(parts) == 1:
             return parts[0]
-        return " OR ".join(f"({sql})" for sql, _ in parts), [p for _, ps in parts for p in ps]
+        return Or(parts)
 
     def and_expr(self) -> Clause:
         parts: list[Clause] = []
@@ -543,8 +520,8 @@ class _Parser:
             if clause is not None:
                 parts.append(clause)
         if not parts:
-            return "1", []
-        return " AND ".join(f"({sql})" for sql, _ in parts), [p for _, ps in parts for p in ps]
+            return Everything()
+        return parts[0] if len(parts) == 1 else And(parts)
 
     def unary(self) -> Clause | None:
         tok = self.peek()
@@ -554,7 +531,7 @@ class _Parser:
             if self.peek() is None:
                 raise QueryError("expected a term after NOT", tok.pos, self.text)
             inner = self.unary()
-            return (f"NOT ({inner[0]})", inner[1]) if inner else None
+            return Not(inner) if inner else None
         if tok.kind == "LPAREN":
             self.i += 1
             inner = self.or_expr()
@@ -567,16 +544,16 @@ class _Parser:
         clause = self.term(tok)
         if clause is None:
             return None
-        return (f"NOT ({clause[0]})", clause[1]) if tok.negated else clause
+        return Not(clause) if tok.negated else clause
 
     def term(self, tok: Token) -> Clause | None:
         if tok.kind in ("WORD", "PHRASE"):
             if tok.kind == "WORD" and tok.value.lower() in FLAGS:
-                return FLAGS[tok.value.lower()], []
+                return Raw(FLAGS[tok.value.lower()])
             if tok.kind == "PHRASE":
                 if not tok.value.strip():
                     raise QueryError("empty phrase", tok.pos, self.text)
-                return _fts_match("prompt_id", '"' + tok.value.replace('"', '""') + '"')
+                return Words(fts_terms(tok.value), phrase=True)
             return _fts(tok.value)
         if tok.kind == "RPAREN":
             raise QueryError("unexpected ')'", tok.pos, self.text)
@@ -620,7 +597,7 @@ def parse(text: str, extensions: set[str] | None = None) -> Query:
     returned in ``extension_terms`` for the caller to resolve.
 
     >>> q = parse("steps:20..30 -tag:nsfw")
-    >>> q.where.startswith("(images.steps >= ? AND images.steps <= ?) AND (NOT (images.id IN")
+    >>> q.where.startswith("((images.steps >= ?) AND (images.steps <= ?)) AND (NOT (images.id IN")
     True
     >>> q.params
     [20, 30, 'nsfw']
@@ -631,8 +608,7 @@ def parse(text: str, extensions: set[str] | None = None) -> Query:
     tokens = tokenize(text)
     check_limits(text, tokens)
     p = _Parser(text, tokens, extensions or set())
-    where, params = p.parse()
-    q = Query(text=text, template=where, params=params, extension_terms=p.extension_terms)
+    q = Query(text=text, node=p.parse(), extension_terms=p.extension_terms)
     if p.sort is not None:
         q.sort = p.sort
     return q

@@ -104,7 +104,7 @@ def tag_counts(
     ``COUNT_SAMPLE`` matches and the answer says ``partial``: a sidebar over a million images
     stays instant and still ranks the tags that matter in what the user is looking at.
     """
-    if q is None or q.template == "1":
+    if q is None or q.everything:
         rows = conn.execute(
             "SELECT name, kind, image_count AS count FROM tags WHERE image_count > 0 "
             "ORDER BY image_count DESC, name LIMIT ?",

@@ -1,0 +1,214 @@
+"""The catalog on PostgreSQL: its schema, and moving an embedded library into it.
+
+PostgreSQL holds the same tables and columns as the SQLite catalog (migrations/postgresql/,
+numbered like SQLite's), so the query model (catalog/clauses.py) writes the same clauses
+for both. Moving a library (:func:`copy_library`) copies every table in one transaction —
+the target's tables are emptied first, so running it again gives the same result — with
+the target's triggers off while rows arrive (the counters they keep are copied as they
+are), and then reads both sides back in key order and compares row counts and a SHA-256 of
+every table's rows.
+
+``psycopg`` (3) is the driver; it is an optional extra (``pip install dreamdepot[postgresql]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from dreamdepot.errors import CatalogError
+
+# Parents before children (foreign keys); each with the key that orders it for checksums.
+TABLES: tuple[tuple[str, str], ...] = (
+    ("meta", "key"),
+    ("roots", "id"),
+    ("prompts", "id"),
+    ("jobs", "id"),
+    ("images", "id"),
+    ("files", "id"),
+    ("tags", "id"),
+    ("image_tags", "tag_id, image_id"),
+    ("rejected_tags", "image_id, tag_id"),
+    ("tagger_runs", "tagger, image_id"),
+    ("albums", "id"),
+    ("album_images", "album_id, image_id"),
+    ("scan_errors", "id"),
+    ("embeddings", "model_id, owner_kind, owner_id"),
+    ("cache_events", "id"),
+    ("folder_counts", "root_id, dir"),
+)
+SQLITE_SCHEMA_FOR_POSTGRESQL = 12  # the SQLite schema the PostgreSQL tables mirror
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise CatalogError(
+            "PostgreSQL needs the psycopg driver: pip install 'dreamdepot[postgresql]'"
+        ) from exc
+    return psycopg
+
+
+def connect(url: str) -> Any:
+    """A psycopg connection to ``url`` (a libpq URI: postgresql://user@host/db)."""
+    psycopg = _psycopg()
+    try:
+        return psycopg.connect(url)
+    except psycopg.Error as exc:
+        raise CatalogError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+def migrations() -> list[tuple[int, str]]:
+    out = []
+    folder = resources.files("dreamdepot.catalog.migrations.postgresql")
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def schema_version(conn: Any) -> int:
+    """The schema number of the PostgreSQL catalog (0 when it has none yet). It lives in
+    its own table, so moving a library (which replaces ``meta``) never touches it."""
+    conn.execute("CREATE TABLE IF NOT EXISTS dd_schema (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM dd_schema").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate_schema(conn: Any) -> int:
+    """Bring the PostgreSQL catalog's tables up to date (each migration in a transaction);
+    the schema number now."""
+    current = schema_version(conn)
+    conn.commit()
+    known = migrations()
+    if current > len(known):
+        raise CatalogError(
+            f"this PostgreSQL catalog has schema {current}, newer than this Dream Depot "
+            f"knows ({len(known)}): upgrade dreamdepot to use it"
+        )
+    for number, sql in known[current:]:
+        with conn.transaction():
+            conn.execute(sql)
+            conn.execute("INSERT INTO dd_schema(version) VALUES (%s)", (number,))
+        current = number
+    return current
+
+
+@dataclass
+class TableReport:
+    name: str
+    source_rows: int
+    target_rows: int
+    source_sha256: str
+    target_sha256: str
+
+    @property
+    def same(self) -> bool:
+        return (self.source_rows, self.source_sha256) == (self.target_rows, self.target_sha256)
+
+
+def _columns(sqlite: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in sqlite.execute(f"PRAGMA table_info({table})")]
+
+
+def _norm(value: Any) -> Any:
+    """One representation for both drivers' values (checksums compare meanings)."""
+    if isinstance(value, memoryview | bytearray):
+        value = bytes(value)
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    return value
+
+
+def _digest(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
+    h, n = hashlib.sha256(), 0
+    for row in rows:
+        h.update(json.dumps([_norm(v) for v in row], ensure_ascii=False).encode())
+        h.update(b"\n")
+        n += 1
+    return n, h.hexdigest()
+
+
+def _check_paths(sqlite: sqlite3.Connection) -> None:
+    """PostgreSQL text cannot hold a file name that is not UTF-8 (SQLite keeps those as raw
+    bytes): refuse, naming them, rather than rename anything."""
+    for table in ("files", "scan_errors"):
+        bad = sqlite.execute(
+            f"SELECT count(*), min(hex(rel_path)) FROM {table} WHERE typeof(rel_path) = 'blob'"
+        ).fetchone()
+        if bad[0]:
+            raise CatalogError(
+                f"{bad[0]} file name(s) in {table} are not valid UTF-8 (e.g. bytes "
+                f"{bad[1][:40]}…); PostgreSQL cannot store them as text. Rename those files "
+                "and scan again before moving the library."
+            )
+
+
+def copy_library(
+    sqlite: sqlite3.Connection,
+    url: str,
+    progress: Callable[[str, int], None] | None = None,
+) -> list[TableReport]:
+    """Copy every table of an embedded catalog into the PostgreSQL catalog at ``url`` (made
+    or brought up to date first), replacing what it held, in one transaction; then compare
+    both sides table by table."""
+    version = sqlite.execute("PRAGMA user_version").fetchone()[0]
+    if version != SQLITE_SCHEMA_FOR_POSTGRESQL:
+        raise CatalogError(
+            f"the embedded catalog has schema {version}; this Dream Depot moves schema "
+            f"{SQLITE_SCHEMA_FOR_POSTGRESQL} (open it once with this version to upgrade it)"
+        )
+    _check_paths(sqlite)
+    pg = connect(url)
+    try:
+        migrate_schema(pg)
+        with pg.transaction():
+            names = ", ".join(t for t, _ in TABLES)
+            pg.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for table, _ in TABLES:
+                pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for table, _ in TABLES:
+                cols = _columns(sqlite, table)
+                col_list = ", ".join(cols)
+                n = 0
+                with pg.cursor().copy(f"COPY {table} ({col_list}) FROM STDIN") as copy:
+                    for row in sqlite.execute(f"SELECT {col_list} FROM {table}"):
+                        copy.write_row(row)
+                        n += 1
+                if progress is not None:
+                    progress(table, n)
+            for table, key in TABLES:
+                pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+                if key == "id":  # the next id continues after the copied ones
+                    pg.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+                    )
+        return verify(sqlite, pg)
+    finally:
+        pg.close()
+
+
+def verify(sqlite: sqlite3.Connection, pg: Any) -> list[TableReport]:
+    """Row counts and a SHA-256 of every table's rows, in key order, on both sides."""
+    reports = []
+    for table, key in TABLES:
+        cols = ", ".join(_columns(sqlite, table))
+        order = ", ".join(f'{k.strip()} COLLATE "C"' if k.strip() in _TEXT_KEYS else k.strip()
+                          for k in key.split(","))  # fmt: skip
+        src = _digest(iter(sqlite.execute(f"SELECT {cols} FROM {table} ORDER BY {key}")))
+        cur = pg.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
+        dst = _digest(iter(cur))
+        reports.append(TableReport(table, src[0], dst[0], src[1], dst[1]))
+    return reports
+
+
+# text keys sort by byte value on both sides (SQLite's BINARY collation is memcmp)
+_TEXT_KEYS = frozenset({"key", "tagger", "model_id", "owner_kind", "dir"})
