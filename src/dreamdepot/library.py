@@ -19,6 +19,7 @@ from dreamdepot.catalog.db import Catalog
 from dreamdepot.config import DEFAULT_TOML, Settings, load_settings
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.roots import Root
+import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 
 if TYPE_CHECKING:  # the pipeline (every reader, Pillow) is imported when a scan needs it
     from dreamdepot.ingest.pipeline import Indexer, Progress

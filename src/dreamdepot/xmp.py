@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from dreamdepot.catalog import tags as catalog_tags
 from dreamdepot.catalog.images import iter_all
-from dreamdepot.ingest.paths import from_db
+from dreamdepot.catalog.paths import from_db
 from dreamdepot.media.writers import write_atomic
 
 NS = {

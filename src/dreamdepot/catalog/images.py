@@ -5,17 +5,29 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dreamdepot.catalog.clauses import Clause, Not, Raw
+from dreamdepot.catalog.paths import display, from_db
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
 from dreamdepot.errors import QueryError
-from dreamdepot.ingest.paths import display, from_db
 
 MAX_LIMIT = 1000
-EXTENSIONS = {"similar"}
+
+# Fields answered outside the query language's SQL (``similar:`` needs the prompt vectors),
+# registered by the layers that can answer them (dreamdepot.semantic), so the catalog
+# depends on nothing above it: (connection, the field's words) -> (SQL, parameters).
+FieldResolver = Callable[[sqlite3.Connection, str], tuple[str, list[Any]]]
+_resolvers: dict[str, FieldResolver] = {}
+
+
+def register_field(name: str, resolver: FieldResolver) -> None:
+    """Let queries use ``name:words``, answered by ``resolver``."""
+    _resolvers[name] = resolver
+
 
 SUMMARY_COLUMNS = (
     "images.id, images.content_hash, images.format, images.width, images.height, "
@@ -33,15 +45,13 @@ class Page:
 
 
 def compile_query(conn: sqlite3.Connection, text: str) -> Query:
-    """Parse a query and resolve the fields answered outside SQL (``similar:`` needs the
-    prompt vectors), ANDing their clauses in. Every face uses this, never ``parse`` alone."""
-    q = parse(text, EXTENSIONS)
+    """Parse a query and resolve the registered fields answered outside SQL, ANDing their
+    clauses in. Every face uses this, never ``parse`` alone."""
+    q = parse(text, set(_resolvers))
     for tok in q.extension_terms:
         if not tok.value.strip():
             raise QueryError(f"expected words after '{tok.field_name}:'", tok.pos, text)
-        from dreamdepot.semantic.service import similar_clause
-
-        sql, params = similar_clause(conn, tok.value)
+        sql, params = _resolvers[tok.field_name or ""](conn, tok.value)
         clause: Clause = Raw(sql, tuple(params))
         q = q.narrowed(Not(clause) if tok.negated else clause)
     return q

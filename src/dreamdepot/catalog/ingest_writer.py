@@ -20,8 +20,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from dreamdepot.ingest.paths import to_db
-from dreamdepot.ingest.probe import Probe
+from dreamdepot.catalog.paths import to_db
+from dreamdepot.catalog.records import Probe
 
 _IMAGE_COLUMNS = (
     "content_hash", "bytes", "format", "width", "height", "created_at", "indexed_at",

@@ -164,7 +164,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 @app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List files that could not be read, and images whose metadata is broken, with reasons."""
-    from dreamdepot.ingest.paths import display, from_db
+    from dreamdepot.catalog.paths import display, from_db
 
     with open_library() as lib:
         errors = [

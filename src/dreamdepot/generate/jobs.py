@@ -36,10 +36,10 @@ from PIL import Image
 
 from dreamdepot import __version__
 from dreamdepot.catalog.db import Catalog
+from dreamdepot.catalog.paths import from_db
 from dreamdepot.generate.base import Backend, BackendError, BackendResult, GenerateRequest
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
-from dreamdepot.ingest.paths import from_db
 from dreamdepot.ingest.pipeline import Indexer, Root
 from dreamdepot.media.writers import png_bytes, png_with_texts
 

@@ -24,8 +24,9 @@ from typing import Protocol
 
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
-from dreamdepot.ingest.paths import from_db, to_db
-from dreamdepot.ingest.probe import Probe, probe, probe_many
+from dreamdepot.catalog.paths import from_db, to_db
+from dreamdepot.catalog.records import Probe
+from dreamdepot.ingest.probe import probe, probe_many
 from dreamdepot.ingest.roots import Root
 from dreamdepot.ingest.scanner import WalkProblems, walk
 from dreamdepot.media.identity import full_hash

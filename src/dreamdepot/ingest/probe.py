@@ -7,10 +7,9 @@ import errno
 import json
 import os
 import stat as stat_mod
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from dreamdepot.catalog.records import Probe
 from dreamdepot.errors import CorruptImageError, MetadataError, UnsupportedImageError
 from dreamdepot.ingest.metadata.containers import read_container
 from dreamdepot.ingest.metadata.model import Generation, model_name
@@ -19,30 +18,6 @@ from dreamdepot.media.identity import sampled_hash
 
 INT64_MAX = 2**63 - 1
 MAX_RAW_CHARS = 256 * 1024
-
-
-@dataclass(slots=True)
-class Probe:
-    """What ingest learned about one file; ``error`` set means it could not be indexed."""
-
-    rel_path: str
-    size: int = 0
-    mtime_ns: int = 0
-    error: str | None = None
-    vanished: bool = False
-    incomplete: bool = False
-    content_hash: str | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    fields: dict[str, Any] | None = None
-    metadata_error: str | None = None
-    full_hash: str | None = None  # only when identity had to be confirmed (ingest pipeline)
-    duration: float | None = None  # seconds: videos and animated GIF/WebP
-    frames: int | None = None
-    fps: float | None = None
 
 
 def probe(root: str, rel_path: str, stealth_check: bool = True) -> Probe:

@@ -111,7 +111,7 @@ def embed_images_pending(
     """Embed images' pixels when the embedder can (CLIP), so words find pictures by what
     they show; reads the grid thumbnail when there is one, else the original file."""
 
-    from dreamdepot.ingest.paths import from_db
+    from dreamdepot.catalog.paths import from_db
 
     embedder = embedder or library_embedder(conn)
     embed_images = getattr(embedder, "embed_images", None)

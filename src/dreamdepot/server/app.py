@@ -22,6 +22,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from dreamdepot import __version__
 from dreamdepot.config import Settings, load_settings
 from dreamdepot.errors import DreamDepotError, QueryError
+import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 from dreamdepot.server.events import EventBus
 from dreamdepot.server.security import SecurityMiddleware
 from dreamdepot.server.store import Store

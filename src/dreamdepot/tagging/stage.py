@@ -20,9 +20,9 @@ from typing import Any
 from PIL import Image
 
 from dreamdepot.catalog.images import compile_query
+from dreamdepot.catalog.paths import from_db
 from dreamdepot.catalog.tags import tag_id
 from dreamdepot.config import Settings
-from dreamdepot.ingest.paths import from_db
 from dreamdepot.media.video import decode_still
 from dreamdepot.tagging.base import Proposal, Subject, Tagger, TaggerUnavailable
 from dreamdepot.workers import map_chunks

@@ -16,8 +16,8 @@ import os
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 
+from dreamdepot.catalog.paths import to_db
 from dreamdepot.ingest.metadata.containers import sniff_format
-from dreamdepot.ingest.paths import to_db
 from dreamdepot.media.video import MEDIA_TYPES as VIDEO_TYPES
 from dreamdepot.server.app import AppState, state
 

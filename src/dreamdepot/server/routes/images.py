@@ -11,10 +11,10 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.paths import from_db
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
-from dreamdepot.ingest.paths import from_db
 from dreamdepot.media.thumbs import (
     PREVIEW_SIZE,
     fallback_thumbnail,
