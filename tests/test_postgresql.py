@@ -135,3 +135,17 @@ def test_the_query_language_answers_the_same_on_both_engines(
             assert here == walked == there, (text, len(here), len(walked), len(there))
             answered += bool(here)
     assert answered >= 40  # most queries match something: the comparison means something
+
+
+def test_the_database_setting_moves_with_migrate_and_is_refused_elsewhere(
+    cli: Cli, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands run on the embedded catalog only so far: with a PostgreSQL catalog set, they
+    say so (never silently using the SQLite file); `migrate` copies to the setting's URL."""
+    cli("demo", "--count", "5")
+    monkeypatch.setenv("DREAMDEPOT_DATABASE_URL", postgres_url)
+    out = cli("stats", expect=1)
+    assert "embedded catalog only so far" in out.stdout + out.stderr
+    assert "Every table arrived unchanged." in cli("migrate").stdout
+    with psycopg.connect(postgres_url) as pg:
+        assert pg.execute("SELECT count(*) FROM images").fetchone()[0] == 5

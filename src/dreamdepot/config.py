@@ -111,6 +111,9 @@ class Settings:
     device: str | None = None
     backend_retries: int = 2
     backend_timeout: float = 600.0
+    # the catalog's engine: unset for the embedded SQLite file; a postgresql:// URL names a
+    # PostgreSQL catalog (DREAMDEPOT_DATABASE_URL, or database = "..." here)
+    database: str | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
 
 
@@ -190,6 +193,8 @@ def load_settings(library_dir: Path, env: dict[str, str] | None = None) -> Setti
         env_key = f"DREAMDEPOT_{f.name.upper()}"
         if env_key in env:
             setattr(s.server, f.name, _coerce(f.name, env[env_key], getattr(s.server, f.name)))
+    if env.get("DREAMDEPOT_DATABASE_URL"):
+        s.database = env["DREAMDEPOT_DATABASE_URL"]
     for name in PATH_SETTINGS:
         if value := getattr(s, name):
             setattr(s, name, str(library_dir / Path(value).expanduser()))

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.config import DEFAULT_TOML, Settings, load_settings
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.roots import Root
-import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 
 if TYPE_CHECKING:  # the pipeline (every reader, Pillow) is imported when a scan needs it
     from dreamdepot.ingest.pipeline import Indexer, Progress
@@ -40,7 +40,14 @@ class Library:
         self.settings = settings
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, create: bool = True) -> Library:
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        create: bool = True,
+        embedded: bool = False,
+    ) -> Library:
+        """Open (or make) the library at ``path``. ``embedded`` opens its SQLite catalog even
+        when the settings name another engine (what ``migrate`` copies from)."""
         lib_path = Path(path).expanduser() if path is not None else default_library_path()
         if not lib_path.exists():
             if not create:
@@ -54,6 +61,12 @@ class Library:
         if not toml.exists():
             toml.write_text(DEFAULT_TOML, encoding="utf-8")
         settings = load_settings(lib_path)
+        if settings.database and not embedded:
+            raise DreamDepotError(
+                f"this library's catalog is set to {redact(settings.database)} (database / "
+                "DREAMDEPOT_DATABASE_URL), and commands run on the embedded catalog only so far; "
+                "`dreamdepot migrate` copies the library there. See docs/service.md"
+            )
         catalog = Catalog.open(lib_path / "catalog.sqlite")
         return cls(lib_path.resolve(), catalog, settings)
 
@@ -114,3 +127,18 @@ class Library:
             stealth_check=self.settings.stealth_check,
             progress=progress,
         )
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages.
+
+    >>> redact("postgresql://dd:secret@db.example/dd")
+    'postgresql://dd:***@db.example/dd'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -72,9 +72,9 @@ def _main(
     _state["library"] = library
 
 
-def open_library() -> Library:
+def open_library(embedded: bool = False) -> Library:
     try:
-        return Library.open(_state["library"])
+        return Library.open(_state["library"], embedded=embedded)
     except DreamDepotError as exc:
         fail(str(exc))
 

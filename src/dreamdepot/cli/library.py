@@ -460,8 +460,13 @@ def demo(
 @app.command()
 def migrate(
     to: Annotated[
-        str, typer.Option("--to", help="The PostgreSQL catalog: postgresql://user@host/db")
-    ],
+        str | None,
+        typer.Option(
+            "--to",
+            help="The PostgreSQL catalog, postgresql://user@host/db (default: the library's "
+            "database setting).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Copy this library's catalog into PostgreSQL (pgvector not needed yet): every table,
@@ -469,11 +474,12 @@ def migrate(
     both sides are read back and compared, table by table, by row count and SHA-256."""
     from dreamdepot.catalog.postgres import copy_library
 
-    if not to.startswith(("postgresql://", "postgres://")):
-        fail(f"--to takes a postgresql:// URL, got {to!r}")
-    with open_library() as lib:
+    with open_library(embedded=True) as lib:
+        url = to or lib.settings.database
+        if not url or not url.startswith(("postgresql://", "postgres://")):
+            fail(f"--to takes a postgresql:// URL, got {url!r}")
         try:
-            reports = copy_library(lib.conn, to)
+            reports = copy_library(lib.conn, url)
         except DreamDepotError as exc:
             fail(str(exc))
     same = all(r.same for r in reports)

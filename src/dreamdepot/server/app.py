@@ -19,10 +19,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 from dreamdepot import __version__
 from dreamdepot.config import Settings, load_settings
 from dreamdepot.errors import DreamDepotError, QueryError
-import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 from dreamdepot.server.events import EventBus
 from dreamdepot.server.security import SecurityMiddleware
 from dreamdepot.server.store import Store
@@ -122,6 +122,13 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
 
     library_path = Path(library_path)
     settings = load_settings(library_path)
+    if settings.database:
+        from dreamdepot.library import redact
+
+        raise DreamDepotError(
+            f"the library's catalog is set to {redact(settings.database)}; the server runs on "
+            "the embedded catalog only so far (docs/service.md)"
+        )
     token = token or settings.server.token
     app = FastAPI(
         title="Dream Depot",
