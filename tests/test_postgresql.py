@@ -149,3 +149,35 @@ def test_the_database_setting_moves_with_migrate_and_is_refused_elsewhere(
     assert "Every table arrived unchanged." in cli("migrate").stdout
     with psycopg.connect(postgres_url) as pg:
         assert pg.execute("SELECT count(*) FROM images").fetchone()[0] == 5
+
+
+def test_pages_and_tag_counts_read_the_same_on_postgresql(
+    demo_library: Cli, postgres_url: str
+) -> None:
+    """The catalog's page reader (keyset cursors, every sort) and the tag sidebar's counts
+    give the same answers from the PostgreSQL copy."""
+    from dreamdepot.catalog import images as catalog_images
+    from dreamdepot.catalog import tags as catalog_tags
+
+    cli = demo_library
+    cli("migrate", "--to", postgres_url)
+    lite = catalog(cli.library_path)
+    with psycopg.connect(postgres_url) as pg:
+        for text in ("", "sort:seed", "sort:+steps", "sort:rating lighthouse", "tag:keeper",
+                     "sort:size -ramen", "sort:id"):  # fmt: skip
+            pages = []
+            for conn in (lite, pg):
+                ids, cursor = [], None
+                while True:  # pages of 7, to the end
+                    page = catalog_images.search(conn, text, limit=7, cursor=cursor)
+                    ids += [i["id"] for i in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                pages.append(ids)
+            assert pages[0] == pages[1] and len(set(pages[0])) == len(pages[0]), text
+        for text in ("", "lighthouse", "-tag:keeper"):
+            q = None if not text else parse(text)
+            assert catalog_tags.tag_counts(lite, q, 20) == catalog_tags.tag_counts(pg, q, 20)
+        first = catalog_images.search(pg, "lighthouse", limit=3).items[0]
+        assert first["prompt"] and isinstance(first["favorite"], bool)

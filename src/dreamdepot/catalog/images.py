@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dreamdepot.catalog.clauses import Clause, Not, Raw
+from dreamdepot.catalog.clauses import POSTGRESQL, Clause, Dialect, Not, Raw
 from dreamdepot.catalog.paths import display, from_db
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
@@ -51,6 +51,10 @@ def compile_query(conn: sqlite3.Connection, text: str) -> Query:
     for tok in q.extension_terms:
         if not tok.value.strip():
             raise QueryError(f"expected words after '{tok.field_name}:'", tok.pos, text)
+        if not isinstance(conn, sqlite3.Connection):
+            raise QueryError(
+                f"'{tok.field_name}:' is not available on PostgreSQL yet", tok.pos, text
+            )
         sql, params = _resolvers[tok.field_name or ""](conn, tok.value)
         clause: Clause = Raw(sql, tuple(params))
         q = q.narrowed(Not(clause) if tok.negated else clause)
@@ -95,6 +99,8 @@ def search(
     q = compile_query(conn, query) if isinstance(query, str) else query
     limit = max(1, min(int(limit), MAX_LIMIT))
     sort = q.sort
+    if not isinstance(conn, sqlite3.Connection):  # a psycopg connection (catalog/postgres.py)
+        return _search_postgresql(conn, q, limit, cursor, extra_where)
     params = list(q.params)
     extra = ""
     if extra_where:
@@ -123,6 +129,44 @@ def search(
     return Page(items, next_cursor)
 
 
+def _search_postgresql(
+    conn: Any,
+    q: Query,
+    limit: int,
+    cursor: str | None,
+    extra_where: tuple[str, list[Any]] | None,
+) -> Page:
+    """:func:`search` on PostgreSQL: the same keyset pages, the index form of every clause
+    (its planner has the statistics SQLite's lacks, so no walking attempt first)."""
+    from psycopg.rows import dict_row
+
+    pg = Dialect(POSTGRESQL)
+    sort = q.sort
+    where, params = q.sql(POSTGRESQL)
+    extra = ""
+    if extra_where:
+        extra += f" AND ({pg.ph(extra_where[0])})"
+        params += extra_where[1]
+    if cursor:
+        sort, value, last_id = decode_cursor(cursor)
+        op = "<" if sort.descending else ">"
+        extra += f" AND (({pg.ph(sort.expression)}, images.id) {op} (%s, %s))"
+        params += [value, last_id]
+    direction = "DESC" if sort.descending else "ASC"
+    sql = (
+        f"SELECT {SUMMARY_COLUMNS}, {pg.ph(sort.expression)} AS _sort FROM images "
+        f"LEFT JOIN prompts p ON p.id = images.prompt_id "
+        f"WHERE ({where}){extra} ORDER BY _sort {direction}, images.id {direction} LIMIT %s"
+    )
+    rows = conn.cursor(row_factory=dict_row).execute(sql, [*params, limit + 1]).fetchall()
+    items = [_summary(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(sort, last["_sort"], last["id"])
+    return Page(items, next_cursor)
+
+
 def iter_all(conn: sqlite3.Connection, query: str | Query = "", page: int = 1000) -> Any:
     """Every match, page by page (for export and bulk tagging)."""
     cursor = None
@@ -140,7 +184,7 @@ def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
     return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {q.where}", q.params)]
 
 
-def _summary(r: sqlite3.Row) -> dict[str, Any]:
+def _summary(r: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     d = {k: r[k] for k in r.keys() if not k.startswith("_")}  # noqa: SIM118 (sqlite3.Row)
     d["favorite"] = bool(d["favorite"])
     return d

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from dreamdepot.catalog.clauses import POSTGRESQL
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import Query
 from dreamdepot.errors import DreamDepotError
@@ -105,14 +106,17 @@ def tag_counts(
     stays instant and still ranks the tags that matter in what the user is looking at.
     """
     if q is None or q.everything:
-        rows = conn.execute(
+        ph = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+        cur = conn.execute(
             "SELECT name, kind, image_count AS count FROM tags WHERE image_count > 0 "
-            "ORDER BY image_count DESC, name LIMIT ?",
+            f"ORDER BY image_count DESC, name LIMIT {ph}",
             (limit,),
-        ).fetchall()
-        return {"tags": [dict(r) for r in rows], "partial": False, "sample": None}
+        )
+        names = [c[0] for c in cur.description]
+        tags = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return {"tags": tags, "partial": False, "sample": None}
 
-    def build(where: str) -> str:
+    def build(where: str, group: str = "it.tag_id", limit_ph: str = "?") -> str:
         return (
             # one row beyond the sample says there were more; the counts use the sample only
             "WITH s AS MATERIALIZED (SELECT images.id, images.created_at FROM images WHERE "
@@ -121,10 +125,21 @@ def tag_counts(
             "FROM image_tags it JOIN tags t ON t.id = it.tag_id "
             "WHERE it.image_id IN (SELECT id FROM s ORDER BY created_at DESC, id DESC "
             f"LIMIT {COUNT_SAMPLE}) "
-            "GROUP BY it.tag_id ORDER BY count DESC, t.name LIMIT ?"
+            f"GROUP BY {group} ORDER BY count DESC, t.name LIMIT {limit_ph}"
         )
 
-    rows = run_adaptive(conn, q, build, [*q.params, limit], budget=COUNT_BUDGET_SECONDS)
+    rows: list[Any]
+    if isinstance(conn, sqlite3.Connection):
+        rows = run_adaptive(conn, q, build, [*q.params, limit], budget=COUNT_BUDGET_SECONDS)
+    else:  # PostgreSQL (a psycopg connection): the index form; its planner has statistics
+        from psycopg.rows import dict_row
+
+        where, params = q.sql(POSTGRESQL)
+        rows = (
+            conn.cursor(row_factory=dict_row)
+            .execute(build(where, "t.id", "%s"), [*params, limit])
+            .fetchall()
+        )
     partial = bool(rows) and rows[0]["sampled"] > COUNT_SAMPLE
     return {
         "tags": [{"name": r["name"], "kind": r["kind"], "count": r["count"]} for r in rows],
