@@ -1,4 +1,9 @@
-"""Query benchmark: `python bench/query.py [--images 1000000]` prints p50/p95 per query.
+"""Query benchmark: `python bench/query.py [--images 1000000] [--backend postgresql]` prints
+p50/p95 per query.
+
+With ``--backend postgresql`` the same catalog is moved into a real PostgreSQL 16 (pgserver,
+data under bench/out/pgdata; `dreamdepot migrate`'s code path) and every query runs on both
+engines in the same run, through the same functions, side by side.
 
 Synthesises a catalog (rows only) with realistic distributions: ~5,000 tags with Zipf
 frequencies (~3 per image), ~200,000 distinct prompts, dates over two years with bursts
@@ -175,20 +180,68 @@ def main() -> None:
     ap.add_argument("--tags", type=int, default=5_000)
     ap.add_argument("--repeats", type=int, default=40)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = ap.parse_args()
     path = OUT / f"query-{args.images}"
     if args.rebuild or not (path / "catalog.sqlite").exists():
         build(path, args.images, args.prompts, args.tags)
-    conn = connect(path / "catalog.sqlite")
-    page = lambda q, cursor=None: catalog_images.search(conn, q, 100, cursor)  # noqa: E731
-    # a cursor about half way down the newest-first order
-    mid = conn.execute(
+    lite = connect(path / "catalog.sqlite")
+    engines: list[tuple[str, object]] = [("SQLite", lite)]
+    if args.backend == "postgresql":
+        engines.append(("PostgreSQL", postgres_copy(lite, args.images)))
+    mid = lite.execute(
         "SELECT created_at, id FROM images ORDER BY created_at DESC, id DESC "
         f"LIMIT 1 OFFSET {args.images // 2}"
     ).fetchone()
+    results = [[(name, *timed(fn, args.repeats)) for name, fn in cases(conn, mid)]
+               for _, conn in engines]  # fmt: skip
+    headers = [f"query ({args.images:,} images)"]
+    for engine, _ in engines:
+        headers += [f"{engine} p50 ms", f"{engine} p95 ms"]
+    rows = []
+    for i, (name, *_) in enumerate(results[0]):
+        row = [name]
+        for r in results:
+            row += [f"{r[i][1]:.1f}", f"{r[i][2]:.1f}"]
+        rows.append(row)
+    print_table(headers, rows, note_last=False)
+
+
+def postgres_copy(lite: object, n: int) -> object:
+    """The bench catalog on PostgreSQL, copied once (reused while its image count matches)."""
+    import warnings
+
+    import pgserver
+    import psycopg
+
+    from dreamdepot.catalog.postgres import copy_library
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(OUT / "pgdata", cleanup_mode=None)
+    name = f"dd_query_{n}"
+    if not server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';").count("1 row"):
+        server.psql(f"CREATE DATABASE {name};")
+    url = server.get_uri(name)
+    conn = psycopg.connect(url, autocommit=True)
+    have = 0
+    if conn.execute("SELECT to_regclass('images')").fetchone()[0]:
+        have = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+    if have != n:
+        t = time.perf_counter()
+        reports = copy_library(lite, url)  # type: ignore[arg-type]
+        assert all(r.same for r in reports), [r.name for r in reports if not r.same]
+        conn.execute("ANALYZE")
+        print(f"copied to PostgreSQL in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return conn
+
+
+def cases(conn: object, mid: tuple[float, int]) -> list[tuple[str, object]]:
+    page = lambda q, cursor=None: catalog_images.search(conn, q, 100, cursor)  # noqa: E731
+    # a cursor about half way down the newest-first order
     deep = catalog_images.encode_cursor(parse("").sort, mid[0], mid[1])
     common = parse("tag:tag3 steps:25..35")
-    cases = [
+    cases: list[tuple[str, object]] = [
         ("first page, no filter", lambda: page("")),
         ("one-tag filter, first page (tag:tag0, most used)", lambda: page("tag:tag0")),
         ("one-tag filter, mid-frequency tag (tag:tag40)", lambda: page("tag:tag40")),
@@ -213,12 +266,7 @@ def main() -> None:
             lambda: catalog_tags.tag_counts(conn, parse("tag:tag3000"), 50),
         ),
     ]
-    rows = [(name, *timed(fn, args.repeats)) for name, fn in cases]
-    print_table(
-        (f"query ({args.images:,} images)", "p50 ms", "p95 ms"),
-        [(name, f"{p50:.1f}", f"{p95:.1f}") for name, p50, p95 in rows],
-        note_last=False,
-    )
+    return cases
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +179,36 @@ class Tagged(Clause):
             f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {tag}{extra})",
             [self.name],
         )
+
+
+@dataclass(frozen=True)
+class TaggedId(Clause):
+    """:class:`Tagged` with its tag already looked up: a planner with statistics (PostgreSQL)
+    then knows how common the tag is, and picks walking the date order for a common tag or
+    the tag's own rows for a rare one."""
+
+    tag_id: int | None
+    auto_only: bool = False
+
+    def sql(self, d: Dialect) -> SqlParams:
+        if self.tag_id is None:
+            return "FALSE", []
+        extra = " AND source = 'auto'" if self.auto_only else ""
+        return (
+            f"images.id IN (SELECT image_id FROM image_tags WHERE tag_id = {d.ph('?')}{extra})",
+            [self.tag_id],
+        )
+
+
+def transform(node: Clause, fn: Callable[[Clause], Clause]) -> Clause:
+    """The tree with ``fn`` applied to every leaf (And, Or and Not rebuilt around them)."""
+    if isinstance(node, And):
+        return And([transform(p, fn) for p in node.parts])
+    if isinstance(node, Or):
+        return Or([transform(p, fn) for p in node.parts])
+    if isinstance(node, Not):
+        return Not(transform(node.part, fn))
+    return fn(node)
 
 
 @dataclass(frozen=True)

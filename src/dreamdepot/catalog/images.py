@@ -140,7 +140,10 @@ def _search_postgresql(
     (its planner has the statistics SQLite's lacks, so no walking attempt first)."""
     from psycopg.rows import dict_row
 
+    from dreamdepot.catalog.postgres import resolve_names
+
     pg = Dialect(POSTGRESQL)
+    q = resolve_names(conn, q)
     sort = q.sort
     where, params = q.sql(POSTGRESQL)
     extra = ""

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from dreamdepot.catalog.clauses import Clause, Tagged, TaggedId, transform
+from dreamdepot.catalog.query import Query
 from dreamdepot.errors import CatalogError
 
 # Parents before children (foreign keys); each with the key that orders it for checksums.
@@ -43,6 +45,21 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("folder_counts", "root_id, dir"),
 )
 SQLITE_SCHEMA_FOR_POSTGRESQL = 12  # the SQLite schema the PostgreSQL tables mirror
+
+
+def resolve_names(conn: Any, q: Query) -> Query:
+    """The query with each tag name looked up (one query per tag), so PostgreSQL plans
+    with the tag's own statistics instead of a generic guess for "some tag"."""
+
+    def resolve(node: Clause) -> Clause:
+        if isinstance(node, Tagged):
+            row = conn.execute(
+                "SELECT id FROM tags WHERE lower(name) = lower(%s)", (node.name,)
+            ).fetchone()
+            return TaggedId(int(row[0]) if row else None, node.auto_only)
+        return node
+
+    return Query(q.text, transform(q.node, resolve), q.sort, q.extension_terms)
 
 
 def _psycopg() -> Any:

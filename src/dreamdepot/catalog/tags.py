@@ -134,7 +134,9 @@ def tag_counts(
     else:  # PostgreSQL (a psycopg connection): the index form; its planner has statistics
         from psycopg.rows import dict_row
 
-        where, params = q.sql(POSTGRESQL)
+        from dreamdepot.catalog.postgres import resolve_names
+
+        where, params = resolve_names(conn, q).sql(POSTGRESQL)
         rows = (
             conn.cursor(row_factory=dict_row)
             .execute(build(where, "t.id", "%s"), [*params, limit])
