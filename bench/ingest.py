@@ -23,6 +23,7 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -67,8 +68,14 @@ def _chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data))
 
 
-def large_corpus(root: Path, n: int = 100_000) -> Path:
-    """Tiny distinct PNGs assembled directly (fast to make), in 100 folders."""
+def large_corpus(
+    root: Path,
+    n: int = 100_000,
+    place: Callable[[int], str] = lambda i: f"d{i % 100:03d}",
+    folders: int = 100,
+) -> Path:
+    """Tiny distinct PNGs assembled directly (fast to make); image ``i`` goes in the folder
+    ``place(i)`` (100 folders unless told), ``folders`` being how many ``place`` makes."""
     if (root / ".complete").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -79,8 +86,8 @@ def large_corpus(root: Path, n: int = 100_000) -> Path:
             f"large corpus prompt {i % 500}, style {i % 7}\nSteps: {20 + i % 10}, Sampler: Euler, "
             f"CFG scale: 7, Seed: {i}, Size: 1x1, Model: m{i % 5}"
         ).encode()
-        path = root / f"d{i % 100:03d}" / f"{i:06d}.png"
-        if i < 100:
+        path = root / place(i) / f"{i:06d}.png"
+        if i < folders:
             path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(head + _chunk(b"tEXt", b"parameters\x00" + text) + tail)
     (root / ".complete").touch()

@@ -14,12 +14,9 @@ p95 while scrolling continuously, tag click to updated grid, DOM size when scrol
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import struct
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import httpx
@@ -178,23 +175,9 @@ def grid() -> None:
     print_table(("measure (100,000 images)", "value", "target"), rows)
 
 
-def folder_corpus(root: Path, n: int = 100_000) -> Path:
+def folder_corpus(root: Path) -> Path:
     """The large corpus's tiny PNGs, spread over 1,000 folders in 10 top folders."""
-    if (root / ".complete").exists():
-        return root
-    from ingest import _chunk
-
-    shutil.rmtree(root, ignore_errors=True)
-    head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-    tail = _chunk(b"IDAT", zlib.compress(b"\x00\x80")) + _chunk(b"IEND", b"")
-    for i in range(n):
-        text = f"folder corpus prompt {i % 500}\nSteps: 20, Sampler: Euler, Seed: {i}".encode()
-        path = root / f"project{i % 10}" / f"batch{i % 1000:03d}" / f"{i:06d}.png"
-        if i < 1000:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(head + _chunk(b"tEXt", b"parameters\x00" + text) + tail)
-    (root / ".complete").touch()
-    return root
+    return large_corpus(root, place=lambda i: f"project{i % 10}/batch{i % 1000:03d}", folders=1000)
 
 
 def prepare_folders() -> None:

@@ -138,3 +138,18 @@ def postgres_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
     postgres_server.psql(f"DROP DATABASE IF EXISTS {name};")
     postgres_server.psql(f"CREATE DATABASE {name};")
     return str(postgres_server.get_uri(name))
+
+
+def count_rows(library_path: Path, table: str) -> int:
+    """Rows in a table of a library another process is writing (read-only; 0 until the
+    catalog exists)."""
+    try:
+        conn = sqlite3.connect(
+            f"file:{library_path / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5
+        )
+        try:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0

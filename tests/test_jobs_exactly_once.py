@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cli, catalog
+from conftest import Cli, catalog, count_rows
 from test_generate import FakeA1111
 
 DREAMDEPOT = [sys.executable, "-m", "dreamdepot.cli"]
@@ -29,17 +29,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
     env["DREAMDEPOT_AUTOTAG"] = ""
     return env
-
-
-def _jobs(lib: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def test_killed_generations_complete_exactly_once(
@@ -65,7 +54,11 @@ def test_killed_generations_complete_exactly_once(
                 time.sleep(rng.uniform(0.1, 0.6))  # while starting up
             else:  # once this job is queued, at a random point of its ~0.4 s of work
                 deadline = time.monotonic() + 60
-                while proc.poll() is None and _jobs(lib) <= k and time.monotonic() < deadline:
+                while (
+                    proc.poll() is None
+                    and count_rows(lib, "jobs") <= k
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.01)
                 time.sleep(rng.uniform(0.0, 0.35))
             with contextlib.suppress(ProcessLookupError):  # it finished first

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from builders import chunk, png_bytes, raw_png
+from conftest import count_rows
 
 DREAMDEPOT = [sys.executable, "-m", "dreamdepot.cli"]
 
@@ -34,17 +35,6 @@ def _env() -> dict[str, str]:
     env["DREAMDEPOT_WORKERS"] = "2"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
     return env
-
-
-def _files(lib: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT count(*) FROM files").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> None:
@@ -71,7 +61,11 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
         # lands mid-scan however long start-up takes on a loaded machine
         before = progress[-1] if progress else 0
         deadline = time.monotonic() + 60
-        while proc.poll() is None and _files(lib) <= before and time.monotonic() < deadline:
+        while (
+            proc.poll() is None
+            and count_rows(lib, "files") <= before
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.4))
         with contextlib.suppress(

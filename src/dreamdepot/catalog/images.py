@@ -7,9 +7,9 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from dreamdepot.catalog.clauses import POSTGRESQL, Clause, Dialect, Not, Raw
+from dreamdepot.catalog.clauses import POSTGRESQL, SQLITE, Clause, Dialect, Not, Raw
 from dreamdepot.catalog.paths import display, from_db
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
@@ -85,7 +85,7 @@ def decode_cursor(cursor: str) -> tuple[Sort, Any, int]:
 
 
 def search(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection | Any,
     query: str | Query = "",
     limit: int = 100,
     cursor: str | None = None,
@@ -98,70 +98,39 @@ def search(
     """
     q = compile_query(conn, query) if isinstance(query, str) else query
     limit = max(1, min(int(limit), MAX_LIMIT))
-    sort = q.sort
-    if not isinstance(conn, sqlite3.Connection):  # a psycopg connection (catalog/postgres.py)
-        return _search_postgresql(conn, q, limit, cursor, extra_where)
-    params = list(q.params)
-    extra = ""
+    postgresql = not isinstance(conn, sqlite3.Connection)  # a psycopg connection
+    if postgresql:  # its planner then knows how common each tag is
+        from dreamdepot.catalog.postgres import resolve_names
+
+        q = resolve_names(conn, q)
+    d = Dialect(POSTGRESQL if postgresql else SQLITE)
+    sort, tail, extra = q.sort, [], ""
     if extra_where:
         extra += f" AND ({extra_where[0]})"
-        params += extra_where[1]
+        tail += extra_where[1]
     if cursor:
         sort, value, last_id = decode_cursor(cursor)
         op = "<" if sort.descending else ">"
         extra += f" AND (({sort.expression}, images.id) {op} (?, ?))"
-        params += [value, last_id]
+        tail += [value, last_id]
     direction = "DESC" if sort.descending else "ASC"
 
     def build(where: str) -> str:
         return (
-            f"SELECT {SUMMARY_COLUMNS}, {sort.expression} AS _sort FROM images "
-            f"LEFT JOIN prompts p ON p.id = images.prompt_id "
-            f"WHERE ({where}){extra} ORDER BY _sort {direction}, images.id {direction} LIMIT ?"
+            f"SELECT {SUMMARY_COLUMNS}, {d.ph(sort.expression)} AS _sort FROM images "
+            f"LEFT JOIN prompts p ON p.id = images.prompt_id WHERE ({where}){d.ph(extra)} "
+            f"ORDER BY _sort {direction}, images.id {direction} LIMIT {d.ph('?')}"
         )
 
-    rows = run_adaptive(conn, q, build, [*params, limit + 1])
-    items = [_summary(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(sort, last["_sort"], last["id"])
-    return Page(items, next_cursor)
+    rows: list[Any]
+    if postgresql:  # the index form only: PostgreSQL's planner has statistics SQLite's lacks
+        from psycopg.rows import dict_row
 
-
-def _search_postgresql(
-    conn: Any,
-    q: Query,
-    limit: int,
-    cursor: str | None,
-    extra_where: tuple[str, list[Any]] | None,
-) -> Page:
-    """:func:`search` on PostgreSQL: the same keyset pages, the index form of every clause
-    (its planner has the statistics SQLite's lacks, so no walking attempt first)."""
-    from psycopg.rows import dict_row
-
-    from dreamdepot.catalog.postgres import resolve_names
-
-    pg = Dialect(POSTGRESQL)
-    q = resolve_names(conn, q)
-    sort = q.sort
-    where, params = q.sql(POSTGRESQL)
-    extra = ""
-    if extra_where:
-        extra += f" AND ({pg.ph(extra_where[0])})"
-        params += extra_where[1]
-    if cursor:
-        sort, value, last_id = decode_cursor(cursor)
-        op = "<" if sort.descending else ">"
-        extra += f" AND (({pg.ph(sort.expression)}, images.id) {op} (%s, %s))"
-        params += [value, last_id]
-    direction = "DESC" if sort.descending else "ASC"
-    sql = (
-        f"SELECT {SUMMARY_COLUMNS}, {pg.ph(sort.expression)} AS _sort FROM images "
-        f"LEFT JOIN prompts p ON p.id = images.prompt_id "
-        f"WHERE ({where}){extra} ORDER BY _sort {direction}, images.id {direction} LIMIT %s"
-    )
-    rows = conn.cursor(row_factory=dict_row).execute(sql, [*params, limit + 1]).fetchall()
+        where, params = q.sql(POSTGRESQL)
+        sql, values, pg = build(where), [*params, *tail, limit + 1], cast(Any, conn)
+        rows = pg.cursor(row_factory=dict_row).execute(sql, values).fetchall()
+    else:
+        rows = run_adaptive(conn, q, build, [*q.params, *tail, limit + 1])
     items = [_summary(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
