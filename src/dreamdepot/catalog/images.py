@@ -128,7 +128,9 @@ def search(
 
         where, params = q.sql(POSTGRESQL)
         sql, values, pg = build(where), [*params, *tail, limit + 1], cast(Any, conn)
-        rows = pg.cursor(row_factory=dict_row).execute(sql, values).fetchall()
+        # never a prepared statement: its generic plan would not know which tag or prompts
+        # the values name, and the plan depends on exactly that
+        rows = pg.cursor(row_factory=dict_row).execute(sql, values, prepare=False).fetchall()
     else:
         rows = run_adaptive(conn, q, build, [*q.params, *tail, limit + 1])
     items = [_summary(r) for r in rows[:limit]]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from dreamdepot.catalog.clauses import Clause, Tagged, TaggedId, transform
+from dreamdepot.catalog.clauses import Clause, IdIn, Raw, Tagged, TaggedId, Words, transform
 from dreamdepot.catalog.query import Query
 from dreamdepot.errors import CatalogError
 
@@ -47,9 +47,18 @@ TABLES: tuple[tuple[str, str], ...] = (
 SQLITE_SCHEMA_FOR_POSTGRESQL = 12  # the SQLite schema the PostgreSQL tables mirror
 
 
+FEW_PROMPTS = 1000  # words matching at most this many prompts are passed as their ids
+FEW_IMAGES = 2000  # ... and when those prompts have at most this many images, as image ids
+
+
 def resolve_names(conn: Any, q: Query) -> Query:
-    """The query with each tag name looked up (one query per tag), so PostgreSQL plans
-    with the tag's own statistics instead of a generic guess for "some tag"."""
+    """The query with what it names looked up first, so PostgreSQL plans with real numbers
+    instead of generic guesses: each tag name becomes its id (the planner then has the tag's
+    own statistics), and words that match few prompts become those prompts' ids (its
+    estimate for a phrase or a rare word is far too high, which makes it walk every image
+    by date to find one); when those prompts have few images, their ids are passed (its
+    estimate for "these prompts' images" is no better). Words that match many prompts stay
+    a full-text clause, which the planner handles well."""
 
     def resolve(node: Clause) -> Clause:
         if isinstance(node, Tagged):
@@ -57,6 +66,26 @@ def resolve_names(conn: Any, q: Query) -> Query:
                 "SELECT id FROM tags WHERE lower(name) = lower(%s)", (node.name,)
             ).fetchone()
             return TaggedId(int(row[0]) if row else None, node.auto_only)
+        if isinstance(node, Words):
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', %s) LIMIT %s",
+                    (node.tsquery(), FEW_PROMPTS + 1),
+                )
+            ]
+            if len(ids) > FEW_PROMPTS:
+                return node
+            images = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM images WHERE {node.column} = ANY(%s) LIMIT %s",
+                    (ids, FEW_IMAGES + 1),
+                )
+            ]
+            if len(images) <= FEW_IMAGES:
+                return IdIn(tuple(images))
+            return Raw(f"images.{node.column} = ANY(?)", (ids,))
         return node
 
     return Query(q.text, transform(q.node, resolve), q.sort, q.extension_terms)

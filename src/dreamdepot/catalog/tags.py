@@ -139,7 +139,7 @@ def tag_counts(
         where, params = resolve_names(conn, q).sql(POSTGRESQL)
         rows = (
             conn.cursor(row_factory=dict_row)
-            .execute(build(where, "t.id", "%s"), [*params, limit])
+            .execute(build(where, "t.id", "%s"), [*params, limit], prepare=False)
             .fetchall()
         )
     partial = bool(rows) and rows[0]["sampled"] > COUNT_SAMPLE
