@@ -181,3 +181,51 @@ def test_pages_and_tag_counts_read_the_same_on_postgresql(
             assert catalog_tags.tag_counts(lite, q, 20) == catalog_tags.tag_counts(pg, q, 20)
         first = catalog_images.search(pg, "lighthouse", limit=3).items[0]
         assert first["prompt"] and isinstance(first["favorite"], bool)
+
+
+def test_vectors_move_into_pgvector_with_an_index_per_model(cli: Cli, postgres_url: str) -> None:
+    """Embeddings arrive as pgvector vectors beside their stored bytes; each model gets its
+    own HNSW index (two models, two dimensions, never mixed), and its nearest neighbours
+    are the exact ones on a small set."""
+    import numpy as np
+
+    from dreamdepot.catalog.postgres import ensure_vector_index, nearest
+    from dreamdepot.semantic.vectors import store
+
+    cli("demo", "--count", "5")
+    rng = np.random.default_rng(3)
+    small = rng.normal(size=(300, 16)).astype(np.float32)
+    small /= np.linalg.norm(small, axis=1, keepdims=True)
+    other = rng.normal(size=(50, 8)).astype(np.float32)
+    conn = catalog(cli.library_path)
+    with conn:
+        store(conn, "model-a", "prompt", list(range(1, 301)), small, dtype="float32")
+        store(conn, "model-b", "prompt", list(range(1, 51)), other)  # float16, as the app does
+    conn.close()
+    report = json.loads(cli("migrate", "--to", postgres_url, "--json").stdout)
+    assert (
+        report["same"]
+        and {t["name"]: t["target_rows"] for t in report["tables"]}["embeddings"] == 350
+    )
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        a = ensure_vector_index(pg, "model-a", "prompt", 16)
+        b = ensure_vector_index(pg, "model-b", "prompt", 8)
+        assert a != b and ensure_vector_index(pg, "model-a", "prompt", 16) == a
+        defs = dict(pg.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%%'"
+        ).fetchall())  # fmt: skip
+        assert "hnsw" in defs[a] and "'model-a'" in defs[a] and "vector(16)" in defs[a]
+        pg.execute("SET enable_sort = off")  # 300 rows: a sort is cheaper; is the index usable?
+        plan = "\n".join(r[0] for r in pg.execute(
+            "EXPLAIN SELECT owner_id FROM embeddings WHERE model_id = 'model-a' AND "
+            "owner_kind = 'prompt' AND dim = 16 ORDER BY embedding::vector(16) <=> "
+            f"'[{','.join(['0.25'] * 16)}]'::vector(16) LIMIT 5"
+        ))  # fmt: skip
+        assert a in plan  # the query this module writes can use that model's index
+        pg.execute("RESET enable_sort")
+        for q in small[:10]:
+            exact = np.argsort(-(small @ q))[:10] + 1
+            found = nearest(pg, "model-a", "prompt", q, k=10)
+            assert [i for i, _ in found] == exact.tolist()
+            assert abs(found[0][1] - 1.0) < 1e-5
+        assert {i for i, _ in nearest(pg, "model-b", "prompt", other[0], k=60)} <= set(range(1, 51))

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from dreamdepot.catalog.clauses import Clause, IdIn, Raw, Tagged, TaggedId, Words, transform
 from dreamdepot.catalog.query import Query
 from dreamdepot.errors import CatalogError
@@ -223,10 +225,12 @@ def copy_library(
             for table, _ in TABLES:
                 cols = _columns(sqlite, table)
                 col_list = ", ".join(cols)
+                vectors = table == "embeddings"
+                target = col_list + (", embedding" if vectors else "")
                 n = 0
-                with pg.cursor().copy(f"COPY {table} ({col_list}) FROM STDIN") as copy:
+                with pg.cursor().copy(f"COPY {table} ({target}) FROM STDIN") as copy:
                     for row in sqlite.execute(f"SELECT {col_list} FROM {table}"):
-                        copy.write_row(row)
+                        copy.write_row((*row, _embedding(dict(zip(cols, row)))) if vectors else row)
                         n += 1
                 if progress is not None:
                     progress(table, n)
@@ -240,6 +244,64 @@ def copy_library(
         return verify(sqlite, pg)
     finally:
         pg.close()
+
+
+def _embedding(row: dict[str, Any]) -> str | None:
+    """pgvector's text form of a stored vector (None for a corrupt row, re-embedded later)."""
+    try:
+        v = np.frombuffer(row["vector"], dtype=row["dtype"]).astype(np.float32)
+    except (ValueError, TypeError):
+        return None
+    if v.shape != (row["dim"],) or not np.all(np.isfinite(v)):
+        return None
+    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
+
+
+def ensure_vector_index(conn: Any, model_id: str, kind: str, dim: int) -> str:
+    """The HNSW index (cosine) of one model's vectors of one kind, made when missing; its
+    name. A partial index over ``embedding::vector(dim)``: another model's vectors are never
+    in it, and dropping a model's index touches no other."""
+    from psycopg import sql
+
+    digest = hashlib.sha1(f"{model_id}|{kind}|{dim}".encode()).hexdigest()[:12]
+    name = f"embeddings_hnsw_{digest}"
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
+            "((embedding::vector({dim})) vector_cosine_ops) "
+            "WHERE model_id = {model} AND owner_kind = {kind} AND dim = {dim}"
+        ).format(
+            name=sql.Identifier(name),
+            dim=sql.Literal(int(dim)),
+            model=sql.Literal(model_id),
+            kind=sql.Literal(kind),
+        )
+    )
+    return name
+
+
+def nearest(
+    conn: Any,
+    model_id: str,
+    kind: str,
+    vector: np.ndarray,
+    k: int = 20,
+    ef_search: int = 100,
+) -> list[tuple[int, float]]:
+    """The ``k`` owners whose vectors are closest to ``vector`` (cosine similarity, best
+    first), through that model's HNSW index when it exists (exact scan otherwise)."""
+    dim = int(vector.shape[0])
+    text = "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, np.float32).tolist()) + "]"
+    with conn.transaction():
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        rows = conn.execute(
+            f"SELECT owner_id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) "
+            f"FROM embeddings WHERE model_id = %s AND owner_kind = %s AND dim = {dim} "
+            f"ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s",
+            (text, model_id, kind, text, k),
+            prepare=False,
+        ).fetchall()
+    return [(int(i), float(score)) for i, score in rows]
 
 
 def verify(sqlite: sqlite3.Connection, pg: Any) -> list[TableReport]:
