@@ -254,7 +254,7 @@ def _embedding(row: dict[str, Any]) -> str | None:
         return None
     if v.shape != (row["dim"],) or not np.all(np.isfinite(v)):
         return None
-    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
+    return "[" + ",".join(f"{x:.9g}" for x in v.tolist()) + "]"
 
 
 def ensure_vector_index(conn: Any, model_id: str, kind: str, dim: int) -> str:
@@ -291,7 +291,7 @@ def nearest(
     """The ``k`` owners whose vectors are closest to ``vector`` (cosine similarity, best
     first), through that model's HNSW index when it exists (exact scan otherwise)."""
     dim = int(vector.shape[0])
-    text = "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, np.float32).tolist()) + "]"
+    text = "[" + ",".join(f"{x:.9g}" for x in np.asarray(vector, np.float32).tolist()) + "]"
     with conn.transaction():
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
         rows = conn.execute(
