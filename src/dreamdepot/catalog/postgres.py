@@ -257,10 +257,13 @@ def _embedding(row: dict[str, Any]) -> str | None:
     return "[" + ",".join(f"{x:.9g}" for x in v.tolist()) + "]"
 
 
-def ensure_vector_index(conn: Any, model_id: str, kind: str, dim: int) -> str:
+def ensure_vector_index(
+    conn: Any, model_id: str, kind: str, dim: int, m: int = 16, ef_construction: int = 64
+) -> str:
     """The HNSW index (cosine) of one model's vectors of one kind, made when missing; its
     name. A partial index over ``embedding::vector(dim)``: another model's vectors are never
-    in it, and dropping a model's index touches no other."""
+    in it, and dropping a model's index touches no other. ``m`` and ``ef_construction`` are
+    pgvector's build parameters (its defaults; larger ones build slower and recall more)."""
     from psycopg import sql
 
     digest = hashlib.sha1(f"{model_id}|{kind}|{dim}".encode()).hexdigest()[:12]
@@ -268,9 +271,12 @@ def ensure_vector_index(conn: Any, model_id: str, kind: str, dim: int) -> str:
     conn.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
-            "((embedding::vector({dim})) vector_cosine_ops) "
+            "((embedding::vector({dim})) vector_cosine_ops) WITH (m = {m}, "
+            "ef_construction = {efc}) "
             "WHERE model_id = {model} AND owner_kind = {kind} AND dim = {dim}"
         ).format(
+            m=sql.Literal(int(m)),
+            efc=sql.Literal(int(ef_construction)),
             name=sql.Identifier(name),
             dim=sql.Literal(int(dim)),
             model=sql.Literal(model_id),
