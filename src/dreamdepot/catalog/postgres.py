@@ -230,7 +230,9 @@ def copy_library(
                 n = 0
                 with pg.cursor().copy(f"COPY {table} ({target}) FROM STDIN") as copy:
                     for row in sqlite.execute(f"SELECT {col_list} FROM {table}"):
-                        copy.write_row((*row, _embedding(dict(zip(cols, row)))) if vectors else row)
+                        if vectors:
+                            row = (*row, _embedding(dict(zip(cols, row, strict=True))))
+                        copy.write_row(row)
                         n += 1
                 if progress is not None:
                     progress(table, n)
