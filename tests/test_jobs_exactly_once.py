@@ -43,6 +43,7 @@ def test_killed_generations_complete_exactly_once(
     with FakeA1111() as fake:
         (lib / "dreamdepot.toml").write_text(f'backend = "a1111"\na1111_url = "{fake.url}"\n')
         for k in range(12):
+            queued_before = count_rows(lib, "jobs")  # a start-up kill may queue nothing
             proc = subprocess.Popen(
                 [*DREAMDEPOT, "--library", str(lib), "generate", f"a killed lighthouse {k}",
                  "--n", "2", "--seed", "-1", "--steps", "20", "--size", "64x64",
@@ -52,15 +53,15 @@ def test_killed_generations_complete_exactly_once(
             )  # fmt: skip
             if k % 4 == 0:
                 time.sleep(rng.uniform(0.1, 0.6))  # while starting up
-            else:  # once this job is queued, at a random point of its ~0.4 s of work
+            else:  # once this job is queued: its steps take ~0.4 s, then it writes and indexes
                 deadline = time.monotonic() + 60
                 while (
                     proc.poll() is None
-                    and count_rows(lib, "jobs") <= k
+                    and count_rows(lib, "jobs") <= queued_before
                     and time.monotonic() < deadline
                 ):
                     time.sleep(0.01)
-                time.sleep(rng.uniform(0.0, 0.35))
+                time.sleep(rng.uniform(0.0, 0.6))  # generating, writing, indexing, done
             with contextlib.suppress(ProcessLookupError):  # it finished first
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
