@@ -170,7 +170,8 @@ def test_the_ui_runs_under_its_own_csp(served: Server) -> None:
                 else None)  # fmt: skip
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(srv.base + "/")
-        page.wait_for_selector(".tile img.loaded", timeout=20_000)
+        # a correctness check, not a timing one: the first browser start of a run can be slow
+        page.wait_for_selector(".tile img.loaded", timeout=60_000)
         page.keyboard.press("ArrowRight")
         page.keyboard.press("Space")
         page.wait_for_selector("#detail:not([hidden])", timeout=10_000)
