@@ -294,28 +294,26 @@ def viewer_corpus(root: Path, n: int = 40) -> Path:
     return root
 
 
-VIEWER_NEXT = """() => new Promise(resolve => {
+def _viewer_timing(arg: str, action: str) -> str:
+    """Page script: run ``action``, resolve with the ms until the image it shows is loaded,
+    decoded and painted."""
+    return f"""({arg}) => new Promise(resolve => {{
   const t0 = performance.now();
-  document.querySelector('#viewer').dispatchEvent(
-    new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
-  (function poll() {
-    if (V.loadedAt > V.shownAt && V.shownAt >= t0) {  // loaded; then decoded and painted
+  {action};
+  (function poll() {{
+    if (V.loadedAt > V.shownAt && V.shownAt >= t0) {{
       document.querySelector('#viewer-img').decode()
         .then(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
-    } else requestAnimationFrame(poll);
-  })();
-})"""
+    }} else requestAnimationFrame(poll);
+  }})();
+}})"""
 
-VIEWER_JUMP = """(pos) => new Promise(resolve => {
-  const t0 = performance.now();
-  showViewerAt(pos);
-  (function poll() {
-    if (V.loadedAt > V.shownAt && V.shownAt >= t0) {  // loaded; then decoded and painted
-      document.querySelector('#viewer-img').decode()
-        .then(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
-    } else requestAnimationFrame(poll);
-  })();
-})"""
+
+VIEWER_NEXT = _viewer_timing(
+    "", "document.querySelector('#viewer').dispatchEvent(new KeyboardEvent('keydown', "
+    "{key: 'ArrowRight', bubbles: true}))"
+)  # fmt: skip
+VIEWER_JUMP = _viewer_timing("pos", "showViewerAt(pos)")
 
 PRELOADED = """(pos) => new Promise(resolve => {
   (function poll() {
