@@ -56,6 +56,22 @@ def variants(c: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _measure(pg: object, queries: np.ndarray, exact: np.ndarray, ef: int, label: str) -> tuple:
+    times, recalls = [], []
+    nearest(pg, MODEL, "prompt", queries[0], K, ef)  # warm
+    for q, truth in zip(queries, exact, strict=True):
+        t0 = time.perf_counter()
+        found = nearest(pg, MODEL, "prompt", q, K, ef)
+        times.append((time.perf_counter() - t0) * 1000)
+        recalls.append(len({i for i, _ in found} & set(truth.tolist())) / K)
+    times.sort()
+    return (
+        f"top-{K}, hnsw.ef_search={ef}, {len(queries)} {label}",
+        f"p50 {statistics.median(times):.1f} / p95 {times[int(len(times) * 0.95) - 1]:.1f} ms",
+        f"recall@{K} {statistics.mean(recalls):.3f} (target >= 0.95 at p95 <= 20 ms)",
+    )
+
+
 def main() -> None:
     import pgserver
     import psycopg
@@ -101,20 +117,14 @@ def main() -> None:
          f"{build_s:.1f} s",
          f"index {size / 1e6:.0f} MB"),
     ]  # fmt: skip
-    for ef in (40, 100, 200, 400, 800):
-        times, recalls = [], []
-        nearest(pg, MODEL, "prompt", queries[0], K, ef)  # warm
-        for q, truth in zip(queries, exact, strict=True):
-            t0 = time.perf_counter()
-            found = nearest(pg, MODEL, "prompt", q, K, ef)
-            times.append((time.perf_counter() - t0) * 1000)
-            recalls.append(len({i for i, _ in found} & set(truth.tolist())) / K)
-        times.sort()
-        rows.append((
-            f"top-{K}, hnsw.ef_search={ef}, {args.queries} queries",
-            f"p50 {statistics.median(times):.1f} / p95 {times[int(len(times) * 0.95) - 1]:.1f} ms",
-            f"recall@{K} {statistics.mean(recalls):.3f} (target >= 0.95 at p95 <= 20 ms)",
-        ))  # fmt: skip
+    # the build parameters were chosen on the first query set; the second was never used
+    # for choosing anything and is the figure to quote
+    held_out = variants(c, args.queries, np.random.default_rng(20261202))
+    for label, qs, efs in (("tuning", queries, (40, 100, 200, 400, 800)),
+                           ("held-out", held_out, (100, 200, 400))):  # fmt: skip
+        truths = exact if label == "tuning" else np.argsort(-(qs @ data.T), axis=1)[:, :K] + 1
+        for ef in efs:
+            rows.append(_measure(pg, qs, truths, ef, f"{label} queries"))
     t0 = time.perf_counter()
     for q in queries[:20]:
         np.argsort(-(q @ data.T))[:K]

@@ -266,8 +266,9 @@ def ensure_vector_index(
     name. A partial index over ``embedding::vector(dim)``: another model's vectors are never
     in it, and dropping a model's index touches no other. ``m`` and ``ef_construction`` are
     pgvector's build parameters: 24 and 128 (its defaults are 16 and 64) reached recall@20
-    0.959 at p95 11.7 ms on 1,000,000 clustered prompt vectors where the defaults reached
-    0.882 (bench/vectors.py, docs/performance.md); the build takes about twice as long."""
+    0.940 at p95 11.2 ms on held-out queries over 1,000,000 clustered prompt vectors, where
+    the defaults reached 0.882 (bench/vectors.py, docs/performance.md); the build takes
+    about twice as long."""
     from psycopg import sql
 
     digest = hashlib.sha1(f"{model_id}|{kind}|{dim}".encode()).hexdigest()[:12]
