@@ -66,10 +66,40 @@ def cli(library_path: Path) -> Cli:
     return Cli(library_path)
 
 
-def catalog(library_path: Path) -> sqlite3.Connection:
+def catalog(library_path: Path) -> Any:
+    """A connection to the library's catalog, on whichever engine the suite runs: rows read
+    by position or column name, ``?`` placeholders (catalog/engine.py)."""
+    url = os.environ.get("DREAMDEPOT_DATABASE_URL")
+    if url:
+        from dreamdepot.catalog.db import Catalog
+
+        return Catalog.open(url).conn
     conn = sqlite3.connect(library_path / "catalog.sqlite")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+ENGINE = os.environ.get("DREAMDEPOT_TEST_ENGINE", "sqlite")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): the test is about the embedded SQLite catalog itself"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With DREAMDEPOT_TEST_ENGINE=postgresql every library the test makes keeps its catalog
+    in a fresh PostgreSQL database (the session's pgserver), through the library's own
+    setting (DREAMDEPOT_DATABASE_URL, inherited by the processes a test starts)."""
+    monkeypatch.delenv("DREAMDEPOT_DATABASE_URL", raising=False)
+    if ENGINE != "postgresql":
+        return
+    marker = request.node.get_closest_marker("sqlite_only")
+    if marker is not None:
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else ''}")
+    monkeypatch.setenv("DREAMDEPOT_DATABASE_URL", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(autouse=True)
@@ -140,16 +170,61 @@ def postgres_url(postgres_server: Any, request: pytest.FixtureRequest) -> str:
     return str(postgres_server.get_uri(name))
 
 
-def count_rows(library_path: Path, table: str) -> int:
-    """Rows in a table of a library another process is writing (read-only; 0 until the
-    catalog exists)."""
+def scalar(library_path: Path, sql: str) -> Any:
+    """The one value ``sql`` reads from a library another process is writing (read-only;
+    None until the catalog exists), on whichever engine the suite runs."""
+    url = os.environ.get("DREAMDEPOT_DATABASE_URL")
+    if url:
+        import psycopg
+
+        try:
+            with psycopg.connect(url, autocommit=True) as pg:
+                row = pg.execute(sql).fetchone()
+                return row[0] if row else None
+        except psycopg.Error:
+            return None
     try:
         conn = sqlite3.connect(
             f"file:{library_path / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5
         )
         try:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            row = conn.execute(sql).fetchone()
+            return row[0] if row else None
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
+        return None
+
+
+def count_rows(library_path: Path, table: str) -> int:
+    """Rows in a table of a library another process is writing (0 until it exists)."""
+    return int(scalar(library_path, f"SELECT count(*) FROM {table}") or 0)
+
+
+def integrity_problems(library_path: Path) -> list[str]:
+    """What is wrong with a library's catalog, on either engine (empty: sound). SQLite: its
+    integrity and foreign-key checks. Both: the counters the triggers keep agree with the
+    rows they count."""
+    conn = catalog(library_path)
+    problems: list[str] = []
+    try:
+        if not os.environ.get("DREAMDEPOT_DATABASE_URL"):
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if result != "ok":
+                problems.append(f"integrity_check: {result}")
+            problems += [
+                f"foreign key: {tuple(r)}" for r in conn.execute("PRAGMA foreign_key_check")
+            ]
+        for table, column, counted in (
+            ("tags", "image_count", "SELECT count(*) FROM image_tags x WHERE x.tag_id = t.id"),
+            ("prompts", "image_count",
+             "SELECT count(*) FROM images x WHERE x.prompt_id = t.id"),
+        ):  # fmt: skip
+            bad = conn.execute(
+                f"SELECT count(*) FROM {table} t WHERE t.{column} <> ({counted})"
+            ).fetchone()[0]
+            if bad:
+                problems.append(f"{bad} {table} rows with a wrong {column}")
+    finally:
+        conn.close()
+    return problems

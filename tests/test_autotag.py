@@ -335,6 +335,7 @@ def test_terms_common_to_most_prompt_families_are_left_out(cli: Cli, tmp_path: P
     assert "trending on deviantart" not in listed and "red fox" in listed and "forest" in listed
 
 
+@pytest.mark.sqlite_only("a SQLite migration")
 def test_the_migration_moves_orientation_tags_and_keeps_user_tags(tmp_path: Path) -> None:
     """Schema 9 renames the colour tagger's bare 'landscape' to 'orientation:landscape' and
     leaves a user's own 'landscape' (scenery) alone."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from builders import A1111_TEXT, jpeg_user_comment, png
-from conftest import Cli, catalog
+from conftest import ENGINE, Cli, catalog
 from dreamdepot.catalog.db import latest_schema
 
 INSPECT_KEYS = {
@@ -171,12 +171,11 @@ def test_library_option_env_and_layout(
 
     result = CliRunner().invoke(app, ["add", str(photos)])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in lib.iterdir()} >= {
-        "catalog.sqlite",
-        "thumbs",
-        "generated",
-        "dreamdepot.toml",
-    }
+    assert {p.name for p in lib.iterdir()} >= {"thumbs", "generated", "dreamdepot.toml"}
+    if ENGINE == "postgresql":  # the catalog is the database the setting names
+        assert not (lib / "catalog.sqlite").exists()
+        assert catalog(lib).execute("SELECT count(*) FROM roots").fetchone()[0] == 1
+        return
     conn = sqlite3.connect(lib / "catalog.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == latest_schema()
@@ -185,7 +184,10 @@ def test_library_option_env_and_layout(
 def test_a_catalog_from_a_newer_version_is_refused(cli: Cli, photos: Path) -> None:
     cli("add", str(photos))
     conn = catalog(cli.library_path)
-    conn.execute(f"PRAGMA user_version = {latest_schema() + 1}")
+    if ENGINE == "postgresql":  # its schema number lives in its own table
+        conn.execute("INSERT INTO dd_schema(version) VALUES (99)")
+    else:
+        conn.execute(f"PRAGMA user_version = {latest_schema() + 1}")
     conn.close()
     err = cli("stats", expect=1).stderr
     assert "newer" in err and "upgrade dreamdepot" in err

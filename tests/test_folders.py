@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from builders import png
-from conftest import Cli, catalog
+from conftest import ENGINE, Cli, catalog
 from server import Server
 
 
@@ -87,7 +87,11 @@ def test_folder_prefix_plans_agree(cli: Cli, tmp_path: Path) -> None:
     ):  # fmt: skip
         q = compile_query(conn, f'folder:"{folder}"')
         assert q.adaptive
-        index = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {q.where}", q.params)}
+        where, params = q.sql_on(conn)
+        index = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where}", params)}
+        if ENGINE == "postgresql":  # its planner takes the index form only
+            assert len(index) == expected, (folder, index)
+            continue
         walk = q.where_walking()
-        walked = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {walk}", q.params)}
+        walked = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {walk}", params)}
         assert index == walked and len(index) == expected, (folder, index, walked)

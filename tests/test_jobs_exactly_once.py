@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cli, catalog, count_rows
+from conftest import Cli, catalog, count_rows, integrity_problems
 from test_generate import FakeA1111
 
 DREAMDEPOT = [sys.executable, "-m", "dreamdepot.cli"]
@@ -65,9 +64,7 @@ def test_killed_generations_complete_exactly_once(
             with contextlib.suppress(ProcessLookupError):  # it finished first
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            conn = sqlite3.connect(lib / "catalog.sqlite")
-            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            conn.close()
+            assert integrity_problems(lib) == []
         states = [j["status"] for j in cli.json("jobs", "--json")]
         assert states, "no kill came after a job was queued"
         cli("jobs", "--run")
@@ -86,7 +83,7 @@ def test_killed_generations_complete_exactly_once(
         "SELECT p.text, count(*) FROM images i JOIN prompts p ON p.id = i.prompt_id GROUP BY p.text"
     ).fetchall()
     assert all(n == 2 for _, n in prompts), [tuple(r) for r in prompts]  # nothing twice
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert integrity_problems(lib) == []
     print("job states after the kills:", states)
     assert "queued" in states, "no kill landed mid-job"
 

@@ -9,9 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
 from builders import png
-from conftest import Cli
+from conftest import Cli, catalog
 from dreamdepot.catalog.db import _statements, connect, migrations
 from server import Server
 
@@ -45,12 +46,13 @@ def test_one_model_across_generators(cli: Cli, tmp_path: Path) -> None:
     assert detail["model_raw"] == "SDXL/sd_xl_base_1.0.safetensors"  # what the file said
     cli("autotag", "--tagger", "prompt")
     tags = {t for item in cli.jsonl("search", "", "--json") for t in item.get("tags", [])}
-    conn = sqlite3.connect(cli.library_path / "catalog.sqlite")
+    conn = catalog(cli.library_path)
     names = {r[0] for r in conn.execute("SELECT name FROM tags")}
     assert "model:sd_xl_base_1.0" in names and "model:sd_xl_base_1" not in names, names
     assert tags <= names
 
 
+@pytest.mark.sqlite_only("an old SQLite catalog upgraded in place")
 def test_existing_catalogs_are_migrated(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
     old = sqlite3.connect(path, isolation_level=None)

@@ -7,14 +7,13 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from builders import chunk, png_bytes, raw_png
-from conftest import count_rows
+from conftest import catalog, count_rows, integrity_problems, scalar
 
 DREAMDEPOT = [sys.executable, "-m", "dreamdepot.cli"]
 
@@ -73,11 +72,8 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
         ):  # this scan finished first; the catalog must be sound all the same
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        conn = sqlite3.connect(lib / "catalog.sqlite")
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        progress.append(conn.execute("SELECT count(*) FROM files").fetchone()[0])
-        conn.close()
+        assert integrity_problems(lib) == []
+        progress.append(count_rows(lib, "files"))
     print("files after each kill:", progress)
     assert progress == sorted(progress), "a kill lost committed work"
     assert 0 < progress[0] < n or 0 < progress[1] < n, f"no kill landed mid-scan: {progress}"
@@ -89,8 +85,10 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
         check=True,
     )
     assert "0 unreadable" in done.stdout
-    conn = sqlite3.connect(lib / "catalog.sqlite")
-    assert conn.execute("SELECT count(*), count(DISTINCT rel_path) FROM files").fetchone() == (n, n)
+    conn = catalog(lib)
+    assert tuple(
+        conn.execute("SELECT count(*), count(DISTINCT rel_path) FROM files").fetchone()
+    ) == (n, n)
     assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == n
     assert conn.execute("SELECT count(*) FROM scan_errors").fetchone()[0] == 0
     assert conn.execute("SELECT sum(image_count) FROM prompts").fetchone()[0] == n
@@ -99,14 +97,8 @@ def test_repeated_sigkill_mid_scan_leaves_a_sound_catalog(tmp_path: Path) -> Non
 def _wait_for(lib: Path, sql: str, expected: object, timeout: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        try:
-            conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True)
-            value = conn.execute(sql).fetchone()[0]
-            conn.close()
-            if value == expected:
-                return time.monotonic() - start
-        except sqlite3.OperationalError:
-            pass
+        if scalar(lib, sql) == expected:
+            return time.monotonic() - start
         time.sleep(0.05)
     raise AssertionError(f"{sql!r} did not reach {expected!r} within {timeout} s")
 
@@ -147,11 +139,7 @@ def test_watch_indexes_new_files_within_two_seconds_and_never_half_written(tmp_p
                 f.write(slow[i : i + max(1, len(slow) // 6)])
                 f.flush()
                 time.sleep(0.4)  # slower than the watcher's settle time
-                conn = sqlite3.connect(f"file:{lib / 'catalog.sqlite'}?mode=ro", uri=True)
-                broken = conn.execute(
-                    "SELECT count(*) FROM files WHERE rel_path = 'sub/slow.png'"
-                ).fetchone()[0]
-                conn.close()
+                broken = scalar(lib, "SELECT count(*) FROM files WHERE rel_path = 'sub/slow.png'")
                 if f.tell() < len(slow):
                     assert broken == 0, "a half-written file was indexed"
         took = _wait_for(lib, "SELECT count(*) FROM files", 2, 10)

@@ -4,7 +4,6 @@ dream cache (CLI and API), prefill, and its bad inputs."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,8 +186,8 @@ def test_bad_prompts(cli: Cli, library: Path) -> None:
 def test_a_corrupt_vector_row_is_skipped_and_re_embedded(cli: Cli, library: Path) -> None:
     from dreamdepot.semantic import service
 
-    conn = sqlite3.connect(cli.library_path / "catalog.sqlite")
-    conn.execute("UPDATE embeddings SET vector = x'00ff' WHERE owner_id = 1")
+    conn = catalog(cli.library_path)
+    conn.execute("UPDATE embeddings SET vector = ? WHERE owner_id = 1", (b"\x00\xff",))
     conn.commit()
     conn.close()
     service._indexes.clear()  # a fresh process would load the table again

@@ -21,9 +21,15 @@ from dreamdepot.library import Library
 from server import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason="Debian chromium is not installed (make test installs it)",
+    ),
+    # the browser tests share module-wide libraries, built before a test gets its own
+    # database; the API they call runs on PostgreSQL in test_api.py and test_semantic.py
+    pytest.mark.sqlite_only("module-wide libraries"),
+]
 # true once the prompts page lists only prompts containing a word (a debounced search)
 ALL_PROMPT_ROWS = (
     "(w => { const ts = [...document.querySelectorAll('.prompt-row .text')];"

@@ -138,6 +138,7 @@ def test_server_streams_videos_with_ranges_and_serves_clips(cli: Cli, tmp_path: 
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/avif"
 
 
+@pytest.mark.sqlite_only("an older SQLite catalog upgraded in place")
 def test_animations_indexed_before_videos_are_read_again(cli: Cli, tmp_path: Path) -> None:
     """Schema 12 makes the next scan read GIF/WebP files again, so an animation indexed by an
     older version gets its duration; the user's rating stays."""

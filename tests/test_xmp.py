@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from builders import png
 from conftest import Cli
 
@@ -39,6 +41,7 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.sqlite_only("two libraries in one test; the suite gives each test one database")
 def test_export_and_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "pics"
     png(root / "a.png", {"parameters": "a red fox & <friends>\nSteps: 5, Seed: 1, Size: 64x64"})

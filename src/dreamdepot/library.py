@@ -2,7 +2,7 @@
 
 A library is a folder::
 
-    catalog.sqlite    the catalog (SQLite, WAL)
+    catalog.sqlite    the catalog (SQLite, WAL), unless the settings name a PostgreSQL one
     dreamdepot.toml   settings
     thumbs/           thumbnails, content-addressed
     generated/        images Dream Depot generates (indexed like any other root)
@@ -46,8 +46,10 @@ class Library:
         create: bool = True,
         embedded: bool = False,
     ) -> Library:
-        """Open (or make) the library at ``path``. ``embedded`` opens its SQLite catalog even
-        when the settings name another engine (what ``migrate`` copies from)."""
+        """Open (or make) the library at ``path``: its catalog is the SQLite file in it, or
+        the PostgreSQL database its settings name (``database`` /
+        ``DREAMDEPOT_DATABASE_URL``). ``embedded`` opens the SQLite catalog even then (what
+        ``migrate`` copies from)."""
         lib_path = Path(path).expanduser() if path is not None else default_library_path()
         if not lib_path.exists():
             if not create:
@@ -62,12 +64,9 @@ class Library:
             toml.write_text(DEFAULT_TOML, encoding="utf-8")
         settings = load_settings(lib_path)
         if settings.database and not embedded:
-            raise DreamDepotError(
-                f"this library's catalog is set to {redact(settings.database)} (database / "
-                "DREAMDEPOT_DATABASE_URL), and commands run on the embedded catalog only so far; "
-                "`dreamdepot migrate` copies the library there. See docs/service.md"
-            )
-        catalog = Catalog.open(lib_path / "catalog.sqlite")
+            catalog = Catalog.open(settings.database, library_dir=lib_path.resolve())
+        else:
+            catalog = Catalog.open(lib_path / "catalog.sqlite")
         return cls(lib_path.resolve(), catalog, settings)
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ the index form only. Both forms of a node bind the same parameters in the same o
 >>> sql.startswith("(images.steps >= ?) AND (NOT (images.id IN")
 True
 >>> And([Compare("steps", ">=", 20)]).render(POSTGRESQL)
-('(images.steps >= %s)', [20])
+('(images.steps >= ?)', [20])
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Dialect:
         return self.name == POSTGRESQL
 
     def ph(self, sql: str) -> str:
-        """Write ``?`` placeholders as the driver wants them (psycopg: ``%s``, and a
-        literal ``%`` doubled)."""
-        return sql.replace("%", "%%").replace("?", "%s") if self.pg else sql
+        """Placeholders are ``?`` in both dialects; the PostgreSQL connection converts them
+        for psycopg (catalog/engine.py)."""
+        return sql
 
 
 class Clause:
@@ -146,7 +146,7 @@ class TextMatch(Clause):
         col = f"images.{self.column}"
         if self.exact:
             if d.pg:
-                return f"lower({col}) = lower(%s)", [self.value]
+                return f"lower({col}) = lower(?)", [self.value]
             return f"{col} = ? COLLATE NOCASE", [self.value]
         op = "ILIKE" if d.pg else "LIKE"
         return f"{col} {op} {d.ph('?')} ESCAPE '\\'", [self.value]
@@ -155,7 +155,7 @@ class TextMatch(Clause):
 def _named(table: str, d: Dialect) -> str:
     """The id of the row of ``table`` (tags, albums) named by one parameter, any case."""
     if d.pg:
-        return f"(SELECT id FROM {table} WHERE lower(name) = lower(%s))"
+        return f"(SELECT id FROM {table} WHERE lower(name) = lower(?))"
     return f"(SELECT id FROM {table} WHERE name = ? COLLATE NOCASE)"
 
 
@@ -240,7 +240,7 @@ class UsesLora(Clause):
         if d.pg:
             return (
                 "images.loras IS NOT NULL AND EXISTS (SELECT 1 FROM "
-                "jsonb_array_elements(images.loras::jsonb) e WHERE e->>'name' ILIKE %s "
+                "jsonb_array_elements(images.loras::jsonb) e WHERE e->>'name' ILIKE ? "
                 "ESCAPE '\\')",
                 [self.pattern],
             )
@@ -328,15 +328,19 @@ class Words(Clause):
         lexemes = ["'" + w.replace("'", "''") + "'" + (":*" if p else "") for w, p in self.terms]
         return (" <-> " if self.phrase else " & ").join(lexemes)
 
-    def sql(self, d: Dialect) -> SqlParams:
-        col = f"images.{self.column}"
+    def prompt_ids(self, d: Dialect, limit: int | None = None) -> SqlParams:
+        """A subquery: the ids of the prompts holding these words (at most ``limit``)."""
+        cap = f" LIMIT {int(limit)}" if limit is not None else ""
         if d.pg:
-            return (
-                f"{col} IN (SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', %s))",
-                [self.tsquery()],
-            )
-        sql = f"{col} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
-        return ("+" + sql if d.walk else sql), [self.fts5()]
+            return f"SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', ?){cap}", [
+                self.tsquery()
+            ]
+        return f"SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?{cap}", [self.fts5()]
+
+    def sql(self, d: Dialect) -> SqlParams:
+        subquery, params = self.prompt_ids(d)
+        sql = f"images.{self.column} IN ({subquery})"
+        return ("+" + sql if d.walk and not d.pg else sql), params
 
 
 @dataclass(frozen=True)
@@ -345,6 +349,6 @@ class IdIn(Clause):
 
     def sql(self, d: Dialect) -> SqlParams:
         if d.pg:
-            return "images.id = ANY(%s)", [list(self.ids)]
+            return "images.id = ANY(?)", [list(self.ids)]
         # one parameter however many ids: SQLite's variable limit never applies
         return "images.id IN (SELECT value FROM json_each(?))", [json.dumps(list(self.ids))]

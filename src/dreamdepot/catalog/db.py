@@ -7,7 +7,9 @@ import sqlite3
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from dreamdepot.catalog.engine import dialect_of
 from dreamdepot.errors import CatalogError, SchemaTooNewError
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -101,16 +103,41 @@ def _statements(sql: str) -> list[str]:
     return out
 
 
-class Catalog:
-    """A thin handle on the catalog connection, with a transaction helper."""
+def is_database_url(where: str | Path) -> bool:
+    """Whether ``where`` names a PostgreSQL server rather than a SQLite file."""
+    return isinstance(where, str) and where.startswith(("postgresql://", "postgres://"))
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+
+class Catalog:
+    """A handle on the catalog connection, with a transaction helper. ``where`` is what
+    another thread or process opens to reach the same catalog: the SQLite file, or the
+    PostgreSQL URL."""
+
+    def __init__(self, conn: Any, path: Path, url: str | None = None) -> None:
         self.conn = conn
         self.path = path
+        self.url = url
+
+    @property
+    def where(self) -> str | Path:
+        return self.url or self.path
+
+    @property
+    def dialect(self) -> str:
+        return dialect_of(self.conn)
 
     @classmethod
-    def open(cls, path: str | Path, readonly: bool = False) -> Catalog:
-        return cls(connect(path, readonly=readonly), Path(path))
+    def open(
+        cls, where: str | Path, readonly: bool = False, library_dir: Path | None = None
+    ) -> Catalog:
+        """The catalog at ``where``; a PostgreSQL one is told its library folder (settings
+        and thumbnails stay there)."""
+        if is_database_url(where):
+            from dreamdepot.catalog import postgres
+
+            conn = postgres.open_catalog(str(where), library_dir)
+            return cls(conn, Path(), str(where))
+        return cls(connect(where, readonly=readonly), Path(where))
 
     def close(self) -> None:
         self.conn.close()
@@ -120,10 +147,10 @@ class Catalog:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> Any:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 

@@ -7,9 +7,10 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from dreamdepot.catalog.clauses import POSTGRESQL, SQLITE, Clause, Dialect, Not, Raw
+from dreamdepot.catalog.engine import as_catalog_connection, is_postgresql
 from dreamdepot.catalog.paths import display, from_db
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
@@ -51,10 +52,6 @@ def compile_query(conn: sqlite3.Connection, text: str) -> Query:
     for tok in q.extension_terms:
         if not tok.value.strip():
             raise QueryError(f"expected words after '{tok.field_name}:'", tok.pos, text)
-        if not isinstance(conn, sqlite3.Connection):
-            raise QueryError(
-                f"'{tok.field_name}:' is not available on PostgreSQL yet", tok.pos, text
-            )
         sql, params = _resolvers[tok.field_name or ""](conn, tok.value)
         clause: Clause = Raw(sql, tuple(params))
         q = q.narrowed(Not(clause) if tok.negated else clause)
@@ -96,9 +93,10 @@ def search(
     Paging is by keyset on (sort value, id): every image appears exactly once across
     pages however many share a timestamp, and a deep page costs what the first does.
     """
+    conn = as_catalog_connection(conn)
     q = compile_query(conn, query) if isinstance(query, str) else query
     limit = max(1, min(int(limit), MAX_LIMIT))
-    postgresql = not isinstance(conn, sqlite3.Connection)  # a psycopg connection
+    postgresql = is_postgresql(conn)
     if postgresql:  # its planner then knows how common each tag is
         from dreamdepot.catalog.postgres import resolve_names
 
@@ -124,13 +122,8 @@ def search(
 
     rows: list[Any]
     if postgresql:  # the index form only: PostgreSQL's planner has statistics SQLite's lacks
-        from psycopg.rows import dict_row
-
         where, params = q.sql(POSTGRESQL)
-        sql, values, pg = build(where), [*params, *tail, limit + 1], cast(Any, conn)
-        # never a prepared statement: its generic plan would not know which tag or prompts
-        # the values name, and the plan depends on exactly that
-        rows = pg.cursor(row_factory=dict_row).execute(sql, values, prepare=False).fetchall()
+        rows = conn.execute(build(where), [*params, *tail, limit + 1]).fetchall()
     else:
         rows = run_adaptive(conn, q, build, [*q.params, *tail, limit + 1])
     items = [_summary(r) for r in rows[:limit]]
@@ -155,7 +148,8 @@ def iter_all(conn: sqlite3.Connection, query: str | Query = "", page: int = 1000
 
 def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
     q = compile_query(conn, query) if isinstance(query, str) else query
-    return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {q.where}", q.params)]
+    where, params = q.sql_on(conn)
+    return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {where}", params)]
 
 
 def _summary(r: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:

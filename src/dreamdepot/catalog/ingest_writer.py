@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from dreamdepot.catalog.engine import is_postgresql
 from dreamdepot.catalog.paths import to_db
 from dreamdepot.catalog.records import Probe
 
@@ -51,6 +52,12 @@ def distinct_key(content_hash: str, full_hash: str) -> str:
     return hashlib.blake2b(f"{content_hash}:{full_hash}".encode(), digest_size=16).hexdigest()
 
 
+NOT_UTF8 = (
+    "its name is not valid UTF-8, which a PostgreSQL catalog cannot store (names are text "
+    "there): rename the file to index it"
+)
+
+
 @dataclass
 class Existing:
     """A file row the catalog already had for a path."""
@@ -76,6 +83,17 @@ class IngestWriter:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._prompt_ids: dict[str, int] = {}
+        # PostgreSQL text holds only valid UTF-8: other names are reported, not indexed
+        self.text_names = is_postgresql(conn)
+
+    def stored_name(self, rel: str) -> str | bytes:
+        """How the catalog keeps a file's relative name: as it is, or its raw bytes when it
+        is not UTF-8 (SQLite); on PostgreSQL such a name is kept, escaped, only in the
+        report of files that could not be indexed."""
+        key = to_db(rel)
+        if isinstance(key, bytes) and self.text_names:
+            return key.decode("utf-8", errors="backslashreplace")
+        return key
 
     def prompt_id(self, text: str | None) -> int | None:
         if text is None:
@@ -108,7 +126,9 @@ class IngestWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for p in probes:
-                key = to_db(p.rel_path)
+                key = self.stored_name(p.rel_path)
+                if isinstance(key, str) and key != p.rel_path:  # not UTF-8, on PostgreSQL
+                    p = replace(p, vanished=False, error=NOT_UTF8)
                 known = existing.get(p.rel_path)
                 if p.vanished:
                     counts.vanished += 1
@@ -241,21 +261,23 @@ class IngestWriter:
         ``new_image`` (what the new image already has wins)."""
         conn = self.conn
         conn.execute(
-            "INSERT OR IGNORE INTO image_tags(tag_id, image_id, source, confidence, created_at)"
+            "INSERT INTO image_tags(tag_id, image_id, source, confidence, created_at)"
             " SELECT tag_id, ?, source, confidence, created_at FROM image_tags"
-            " WHERE image_id = ?",
+            " WHERE image_id = ? ON CONFLICT DO NOTHING",
             (new_image, old_image),
         )
         conn.execute(
             "UPDATE images SET"
             " rating = coalesce(rating, (SELECT rating FROM images WHERE id = :old)),"
-            " favorite = max(favorite, (SELECT favorite FROM images WHERE id = :old))"
+            " favorite = CASE WHEN (SELECT favorite FROM images WHERE id = :old) = 1"
+            " THEN 1 ELSE favorite END"
             " WHERE id = :new",
             {"old": old_image, "new": new_image},
         )
         conn.execute(
-            "INSERT OR IGNORE INTO album_images(album_id, image_id, added_at) "
-            "SELECT album_id, ?, added_at FROM album_images WHERE image_id = ?",
+            "INSERT INTO album_images(album_id, image_id, added_at) "
+            "SELECT album_id, ?, added_at FROM album_images WHERE image_id = ? "
+            "ON CONFLICT DO NOTHING",
             (new_image, old_image),
         )
 

@@ -19,12 +19,14 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dreamdepot.catalog.clauses import Clause, IdIn, Raw, Tagged, TaggedId, Words, transform
 from dreamdepot.catalog.query import Query
+from dreamdepot.catalog.vectors import vector_literal
 from dreamdepot.errors import CatalogError
 
 # Parents before children (foreign keys); each with the key that orders it for checksums.
@@ -65,14 +67,14 @@ def resolve_names(conn: Any, q: Query) -> Query:
     def resolve(node: Clause) -> Clause:
         if isinstance(node, Tagged):
             row = conn.execute(
-                "SELECT id FROM tags WHERE lower(name) = lower(%s)", (node.name,)
+                "SELECT id FROM tags WHERE lower(name) = lower(?)", (node.name,)
             ).fetchone()
             return TaggedId(int(row[0]) if row else None, node.auto_only)
         if isinstance(node, Words):
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', %s) LIMIT %s",
+                    "SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', ?) LIMIT ?",
                     (node.tsquery(), FEW_PROMPTS + 1),
                 )
             ]
@@ -81,7 +83,7 @@ def resolve_names(conn: Any, q: Query) -> Query:
             images = [
                 r[0]
                 for r in conn.execute(
-                    f"SELECT id FROM images WHERE {node.column} = ANY(%s) LIMIT %s",
+                    f"SELECT id FROM images WHERE {node.column} = ANY(?) LIMIT ?",
                     (ids, FEW_IMAGES + 1),
                 )
             ]
@@ -112,6 +114,37 @@ def connect(url: str) -> Any:
         raise CatalogError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 
 
+def open_catalog(url: str, library_dir: Path | None = None) -> Any:
+    """The PostgreSQL catalog at ``url``, its schema brought up to date, as a connection
+    with the surface the catalog code uses (catalog/engine.py)."""
+    from dreamdepot.catalog.engine import PgConnection
+
+    raw = connect(url)
+    try:
+        migrate_schema(raw)
+    except BaseException:
+        raw.close()
+        raise
+    return PgConnection(raw, url, library_dir)
+
+
+def pool(url: str, max_size: int = 8) -> Any:
+    """A ``psycopg_pool`` pool of connections to ``url`` (for the server's writes)."""
+    try:
+        from psycopg_pool import ConnectionPool
+    except ImportError as exc:
+        raise CatalogError(
+            "the server on PostgreSQL needs psycopg-pool: pip install 'dreamdepot[postgresql]'"
+        ) from exc
+
+    def configure(conn: Any) -> None:
+        conn.autocommit = True
+
+    return ConnectionPool(
+        url, min_size=1, max_size=max_size, configure=configure, open=True, name="dreamdepot"
+    )
+
+
 def migrations() -> list[tuple[int, str]]:
     out = []
     folder = resources.files("dreamdepot.catalog.migrations.postgresql")
@@ -133,6 +166,18 @@ def schema_version(conn: Any) -> int:
 def migrate_schema(conn: Any) -> int:
     """Bring the PostgreSQL catalog's tables up to date (each migration in a transaction);
     the schema number now."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))  # one migrator at a time
+    try:
+        return _migrate_locked(conn)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        conn.commit()
+
+
+MIGRATION_LOCK = 0x6472_6D64_6570  # "drmdep": the advisory lock key migrations hold
+
+
+def _migrate_locked(conn: Any) -> int:
     current = schema_version(conn)
     conn.commit()
     known = migrations()
@@ -256,7 +301,7 @@ def _embedding(row: dict[str, Any]) -> str | None:
         return None
     if v.shape != (row["dim"],) or not np.all(np.isfinite(v)):
         return None
-    return "[" + ",".join(f"{x:.9g}" for x in v.tolist()) + "]"
+    return vector_literal(v)
 
 
 def ensure_vector_index(
@@ -271,9 +316,11 @@ def ensure_vector_index(
     about twice as long."""
     from psycopg import sql
 
+    from dreamdepot.catalog.engine import raw_postgresql
+
     digest = hashlib.sha1(f"{model_id}|{kind}|{dim}".encode()).hexdigest()[:12]
     name = f"embeddings_hnsw_{digest}"
-    conn.execute(
+    raw_postgresql(conn).execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
             "((embedding::vector({dim})) vector_cosine_ops) WITH (m = {m}, "
@@ -298,18 +345,37 @@ def nearest(
     vector: np.ndarray,
     k: int = 20,
     ef_search: int = 100,
+    allowed: set[int] | None = None,
 ) -> list[tuple[int, float]]:
     """The ``k`` owners whose vectors are closest to ``vector`` (cosine similarity, best
-    first), through that model's HNSW index when it exists (exact scan otherwise)."""
+    first), through that model's HNSW index when it exists (exact scan otherwise). Among
+    ``allowed`` only, when given: then exactly, over those rows (an HNSW scan filtered
+    afterwards could return fewer than ``k``)."""
+    from dreamdepot.catalog.engine import raw_postgresql
+
+    conn = raw_postgresql(conn)
     dim = int(vector.shape[0])
-    text = "[" + ",".join(f"{x:.9g}" for x in np.asarray(vector, np.float32).tolist()) + "]"
+    text = vector_literal(vector)
+    distance = f"embedding::vector({dim}) <=> %s::vector({dim})"
+    among = ""
+    params: list[Any] = [text, model_id, kind]
+    if allowed is not None:
+        if not allowed:
+            return []
+        # "+ 0": an expression the HNSW index does not serve, so the allowed rows are
+        # ranked exactly (found through the primary key)
+        among, params, distance = (
+            " AND owner_id = ANY(%s)",
+            [*params, list(allowed)],
+            (f"({distance}) + 0"),
+        )
     with conn.transaction():
         conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
         rows = conn.execute(
             f"SELECT owner_id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) "
-            f"FROM embeddings WHERE model_id = %s AND owner_kind = %s AND dim = {dim} "
-            f"ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s",
-            (text, model_id, kind, text, k),
+            f"FROM embeddings WHERE model_id = %s AND owner_kind = %s AND dim = {dim}{among} "
+            f"AND embedding IS NOT NULL ORDER BY {distance} LIMIT %s",
+            (*params, text, k),
             prepare=False,
         ).fetchall()
     return [(int(i), float(score)) for i, score in rows]

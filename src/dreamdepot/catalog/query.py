@@ -324,6 +324,14 @@ def fts_terms(text: str) -> tuple[tuple[str, bool], ...]:
     return tuple(out)
 
 
+def prompts_matching(conn: Any, text: str, limit: int | None = None) -> SqlParams:
+    """A subquery for the ids of prompts holding the user's words (trailing ``*``: prefix)
+    in the SQL of ``conn``'s engine."""
+    from dreamdepot.catalog.engine import dialect_of
+
+    return Words(fts_terms(text)).prompt_ids(Dialect(dialect_of(conn)), limit)
+
+
 def fts_expression(text: str) -> str:
     """Turn user words into a safe FTS5 expression; a trailing ``*`` means prefix.
 
@@ -457,6 +465,12 @@ class Query:
         """The WHERE clause and its parameters for one engine; ``walk`` picks the form that
         follows the sort order and tests each row (SQLite's adaptive plans)."""
         return self.node.render(Dialect(dialect, walk))
+
+    def sql_on(self, conn: Any) -> SqlParams:
+        """The WHERE clause (index form) and parameters in the SQL ``conn``'s engine reads."""
+        from dreamdepot.catalog.engine import dialect_of
+
+        return self.sql(dialect_of(conn))
 
     @property
     def where(self) -> str:

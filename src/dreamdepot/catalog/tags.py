@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dreamdepot.catalog.clauses import POSTGRESQL
+from dreamdepot.catalog.engine import as_catalog_connection, same_name
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import Query
 from dreamdepot.errors import DreamDepotError
@@ -35,11 +36,11 @@ def tag_id(conn: sqlite3.Connection, name: str, kind: str = "user") -> int:
     clean = normalise_tag(name)
     row = conn.execute(
         "INSERT INTO tags(name, kind, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT(name) DO NOTHING RETURNING id",
+        "ON CONFLICT DO NOTHING RETURNING id",
         (clean, kind, time.time()),
     ).fetchone()
     if row is None:
-        row = conn.execute("SELECT id FROM tags WHERE name = ?", (clean,)).fetchone()
+        row = conn.execute(f"SELECT id FROM tags WHERE {same_name(conn)}", (clean,)).fetchone()
     return int(row[0])
 
 
@@ -54,8 +55,8 @@ def add_tag(
     tid = tag_id(conn, name)
     now = time.time()
     cur = conn.executemany(
-        "INSERT OR IGNORE INTO image_tags(tag_id, image_id, source, confidence, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO image_tags(tag_id, image_id, source, confidence, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(tid, i, source, confidence, now) for i in image_ids],
     )
     return cur.rowcount
@@ -63,7 +64,9 @@ def add_tag(
 
 def images_with_tag(conn: sqlite3.Connection, name: str, image_ids: list[int]) -> set[int]:
     """Which of ``image_ids`` already carry the tag (so a change can be undone exactly)."""
-    row = conn.execute("SELECT id FROM tags WHERE name = ?", (normalise_tag(name),)).fetchone()
+    row = conn.execute(
+        f"SELECT id FROM tags WHERE {same_name(conn)}", (normalise_tag(name),)
+    ).fetchone()
     if row is None or not image_ids:
         return set()
     found: set[int] = set()
@@ -81,7 +84,9 @@ def images_with_tag(conn: sqlite3.Connection, name: str, image_ids: list[int]) -
 
 
 def remove_tag(conn: sqlite3.Connection, name: str, image_ids: Iterable[int]) -> int:
-    row = conn.execute("SELECT id FROM tags WHERE name = ?", (normalise_tag(name),)).fetchone()
+    row = conn.execute(
+        f"SELECT id FROM tags WHERE {same_name(conn)}", (normalise_tag(name),)
+    ).fetchone()
     if row is None:
         return 0
     cur = conn.executemany(
@@ -106,7 +111,8 @@ def tag_counts(
     stays instant and still ranks the tags that matter in what the user is looking at.
     """
     if q is None or q.everything:
-        ph = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+        conn = as_catalog_connection(conn)
+        ph = "?"
         cur = conn.execute(
             "SELECT name, kind, image_count AS count FROM tags WHERE image_count > 0 "
             f"ORDER BY image_count DESC, name LIMIT {ph}",
@@ -131,17 +137,12 @@ def tag_counts(
     rows: list[Any]
     if isinstance(conn, sqlite3.Connection):
         rows = run_adaptive(conn, q, build, [*q.params, limit], budget=COUNT_BUDGET_SECONDS)
-    else:  # PostgreSQL (a psycopg connection): the index form; its planner has statistics
-        from psycopg.rows import dict_row
-
+    else:  # PostgreSQL: the index form; its planner has statistics
         from dreamdepot.catalog.postgres import resolve_names
 
+        conn = as_catalog_connection(conn)
         where, params = resolve_names(conn, q).sql(POSTGRESQL)
-        rows = (
-            conn.cursor(row_factory=dict_row)
-            .execute(build(where, "t.id", "%s"), [*params, limit], prepare=False)
-            .fetchall()
-        )
+        rows = conn.execute(build(where, "t.id", "?"), [*params, limit]).fetchall()
     partial = bool(rows) and rows[0]["sampled"] > COUNT_SAMPLE
     return {
         "tags": [{"name": r["name"], "kind": r["kind"], "count": r["count"]} for r in rows],

@@ -62,7 +62,7 @@ def _generate_now(
         engine = make_backend(lib.settings, backend, url, auth, model=model)
     except NoBackend as exc:
         fail(str(exc), 2)
-    queue = JobQueue(lib.path, engine, lib.settings.max_batch)
+    queue = JobQueue(lib.path, engine, lib.settings.max_batch, catalog_where=lib.catalog.where)
     try:
         try:
             job_id = queue.submit(req)
@@ -312,7 +312,9 @@ def jobs(
                 engine = make_backend(lib.settings, backend, backend_url, api_auth)
             except NoBackend as exc:
                 fail(str(exc), 2)
-            queue = JobQueue(lib.path, engine, lib.settings.max_batch)
+            queue = JobQueue(
+                lib.path, engine, lib.settings.max_batch, catalog_where=lib.catalog.where
+            )
             try:
                 queue.run_pending()
             finally:

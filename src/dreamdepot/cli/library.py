@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.engine import json_field
 from dreamdepot.cli.common import (
     RichProgress,
     _scan_progress,
@@ -25,6 +26,7 @@ from dreamdepot.cli.common import (
     run_scan,
 )
 from dreamdepot.errors import DreamDepotError, MetadataError, QueryError
+from dreamdepot.library import redact
 from dreamdepot.terminal import escape, json_text
 
 
@@ -135,10 +137,13 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     with open_library() as lib:
         s = catalog_images.stats(lib.conn)
         s["library"] = str(lib.path)
+        s["catalog"] = redact(str(lib.catalog.where))
     if as_json:
         sys.stdout.write(json_text(s, ensure_ascii=False, indent=2) + "\n")
         return
-    console.print(f"Library {escape(s['library'])}", highlight=False)
+    console.print(
+        f"Library {escape(s['library'])} (catalog {escape(s['catalog'])})", highlight=False
+    )
     console.print(
         f"{s['images']:,} images in {s['files']:,} files ({s['bytes'] / 1e6:,.1f} MB), "
         f"{s['prompts']:,} distinct prompts, {s['tags']:,} tags; "
@@ -194,6 +199,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 "SELECT id, media_error FROM images WHERE media_error IS NOT NULL"
             )
         ]
+        nodes = json_field(lib.conn, "params", "unresolved")
         unresolved = [  # ComfyUI nodes on the prompt's path whose text is not in the file
             {
                 "id": r["id"],
@@ -201,8 +207,8 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 "nodes": json.loads(r["nodes"]),
             }
             for r in lib.conn.execute(
-                "SELECT id, json_extract(params, '$.unresolved') AS nodes FROM images "
-                "WHERE params LIKE '%\"unresolved\"%' AND nodes IS NOT NULL"
+                f"SELECT id, {nodes} AS nodes FROM images "
+                f"WHERE params LIKE '%\"unresolved\"%' AND {nodes} IS NOT NULL"
             )
         ]
         offline = [r.path for r in lib.roots() if not r.online]

@@ -37,6 +37,7 @@ from PIL import Image
 from dreamdepot import __version__
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.catalog.paths import from_db
+from dreamdepot.config import load_settings
 from dreamdepot.generate.base import Backend, BackendError, BackendResult, GenerateRequest
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
@@ -113,12 +114,13 @@ def recover_jobs(catalog: Catalog) -> int:
             status, error = "failed", "its process ended too often"
         else:
             status, error = "queued", "its process ended; queued again"
+        same_owner = "owner IS NULL" if owner is None else "owner = ?"
         with catalog.transaction() as conn:
             changed += conn.execute(
                 "UPDATE jobs SET status = ?, error = ?, owner = NULL, finished_at = "
                 "CASE WHEN ? = 'queued' THEN NULL ELSE ? END WHERE id = ? AND "
-                "status = 'running' AND owner IS ?",
-                (status, error, status, now, job_id, owner),
+                f"status = 'running' AND {same_owner}",
+                (status, error, status, now, job_id, *([] if owner is None else [owner])),
             ).rowcount
     return changed
 
@@ -131,8 +133,13 @@ class JobQueue:
         max_batch: int = 8,
         notify: Notify | None = None,
         workers: int | None = 1,
+        catalog_where: str | Path | None = None,
     ) -> None:
         self.library_dir = library_dir
+        # the catalog its settings name (PostgreSQL), else the library's own SQLite file
+        self.catalog_where = (
+            catalog_where or load_settings(library_dir).database or library_dir / "catalog.sqlite"
+        )
         self.backend = backend
         self.max_batch = max_batch
         self.notify = notify or (lambda kind, data: None)
@@ -150,7 +157,7 @@ class JobQueue:
         """This thread's own connection to the catalog."""
         cat: Catalog | None = getattr(self._local, "catalog", None)
         if cat is None:
-            cat = Catalog.open(self.library_dir / "catalog.sqlite")
+            cat = Catalog.open(self.catalog_where, library_dir=self.library_dir)
             self._local.catalog = cat
             with self._opened_lock:
                 self._opened.append(cat)
@@ -248,7 +255,7 @@ class JobQueue:
         done = threading.Event()
 
         def beat() -> None:
-            cat = Catalog.open(self.library_dir / "catalog.sqlite")
+            cat = Catalog.open(self.catalog_where, library_dir=self.library_dir)
             try:
                 while not done.wait(HEARTBEAT_SECONDS):
                     with contextlib.suppress(sqlite3.Error), cat.transaction() as conn:

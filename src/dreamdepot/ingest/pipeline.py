@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import json
 import os
 import sqlite3
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dreamdepot.catalog.db import Catalog
+from dreamdepot.catalog.engine import value_in
 from dreamdepot.catalog.ingest_writer import Existing, IngestWriter, WriteCounts
 from dreamdepot.catalog.paths import from_db, to_db
 from dreamdepot.catalog.records import Probe
@@ -156,6 +156,8 @@ class Indexer:
             for rel, e in existing.items()
             if rel not in seen and states.get(rel, "present") != "missing"
         ]
+        if self.writer.text_names:  # names reported escaped (not UTF-8) are seen as such
+            seen |= {str(self.writer.stored_name(rel)) for rel in seen if not _utf8_clean(rel)}
         gone_errors = [rel for rel in error_paths if rel not in seen]
         with self.catalog.transaction():
             conn.execute(
@@ -255,12 +257,11 @@ class Indexer:
         by_hash: dict[str, list[Probe]] = {}
         for p in live:
             by_hash.setdefault(p.content_hash or "", []).append(p)
+        where, params = value_in(self.catalog.conn, "content_hash", list(by_hash))
         known = {
             r[0]: (r[1], r[2])
             for r in self.catalog.conn.execute(
-                "SELECT content_hash, id, full_hash FROM images WHERE content_hash IN "
-                "(SELECT value FROM json_each(?))",
-                (json.dumps(list(by_hash)),),
+                f"SELECT content_hash, id, full_hash FROM images WHERE {where}", params
             )
         }
         for content_hash, group in by_hash.items():
@@ -475,3 +476,11 @@ def _hash_many(items: list[tuple[int, str]]) -> list[tuple[int, str | None]]:
 
 def _update_many(conn: sqlite3.Connection, sql: str, ids: list[int]) -> None:
     conn.executemany(sql, [(i,) for i in ids])
+
+
+def _utf8_clean(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

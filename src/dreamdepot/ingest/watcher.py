@@ -136,7 +136,8 @@ class Watcher:
                                      "pid": os.getpid(), "since": time.time()}  # fmt: skip
         with self.indexer.catalog.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (WATCH_STATUS_KEY, json.dumps(status)),
             )
         if self.on_status is not None:

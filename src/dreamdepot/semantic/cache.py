@@ -18,10 +18,11 @@ import sqlite3
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.engine import library_dir
 from dreamdepot.semantic import service
 from dreamdepot.semantic.embedders import MAX_TOKENS, Embedder
 from dreamdepot.semantic.intent import IntentCheck, same_intent
@@ -107,7 +108,7 @@ class DreamCache:
     def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None) -> None:
         self.conn = conn
         self.embedder = embedder or service.library_embedder(conn)
-        own = Path(service.catalog_file(conn)).parent / "boilerplate.txt"
+        own = library_dir(conn) / "boilerplate.txt"
         self.boilerplate = str(own) if own.is_file() else None
 
     def lookup(self, req: DreamRequest, log: bool = True) -> Decision:
@@ -187,17 +188,16 @@ class DreamCache:
         """The prompt ids a scoped lookup may consider, and the scope's SQL over ``images``."""
         if not scope or not scope.strip():
             return None
-        q = catalog_images.compile_query(self.conn, scope)
-        where = q.where
+        where, params = catalog_images.compile_query(self.conn, scope).sql_on(self.conn)
         allowed = {
             int(r[0])
             for r in self.conn.execute(
                 f"SELECT DISTINCT images.prompt_id FROM images WHERE ({where}) "
                 "AND images.prompt_id IS NOT NULL",
-                q.params,
+                params,
             )
         }
-        return allowed, where, list(q.params)
+        return allowed, where, list(params)
 
     def _matching_images(
         self,
@@ -307,8 +307,9 @@ def log_decision(conn: sqlite3.Connection, req: DreamRequest, d: Decision, model
 
 def cache_stats(conn: sqlite3.Connection) -> dict[str, Any]:
     row = conn.execute(
-        "SELECT count(*), sum(decision = 'hit'), sum(decision = 'miss'), sum(decision = 'bypass'),"
-        " coalesce(sum(seconds_saved), 0) FROM cache_events"
+        "SELECT count(*), count(*) FILTER (WHERE decision = 'hit'), "
+        "count(*) FILTER (WHERE decision = 'miss'), count(*) FILTER (WHERE decision = 'bypass'), "
+        "coalesce(sum(seconds_saved), 0) FROM cache_events"
     ).fetchone()
     total, hits, misses, bypass, saved = row[0], row[1] or 0, row[2] or 0, row[3] or 0, row[4]
     reasons = [

@@ -1,5 +1,7 @@
 """Prompt vectors for a catalog: the embedding stage, neighbours, ``similar:`` and
-"more like this". One index per (catalog file, model) per process, shared by threads."""
+"more like this". SQLite: one exact in-memory index per (catalog file, model) per process,
+shared by threads. PostgreSQL: searched where they are stored, through pgvector's HNSW
+index of that model (so every process sees every other's vectors at once)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from dreamdepot.catalog.engine import catalog_key, is_postgresql, library_dir
 from dreamdepot.media.video import decode_still
 from dreamdepot.semantic.embedders import Embedder, embedder_for_library
-from dreamdepot.semantic.vectors import PromptVectors, store
+from dreamdepot.semantic.vectors import PromptVectors, from_blob, store
 
 SIMILAR_K = 300
 SIMILAR_MIN_SCORE = 0.45
@@ -25,19 +28,14 @@ _lock = threading.Lock()
 
 def library_embedder(conn: sqlite3.Connection) -> Embedder:
     """The embedder this catalog's library is configured with."""
-    return embedder_for_library(Path(catalog_file(conn)).parent)
-
-
-def catalog_file(conn: sqlite3.Connection) -> str:
-    row = conn.execute("PRAGMA database_list").fetchone()
-    return str(row[2])
+    return embedder_for_library(library_dir(conn))
 
 
 def prompt_vectors(
     conn: sqlite3.Connection, embedder: Embedder, kind: str = "prompt"
 ) -> PromptVectors:
     """The loaded prompt (or image) index of this catalog, loaded from the table once."""
-    key = (catalog_file(conn), embedder.model_id, kind)
+    key = (catalog_key(conn), embedder.model_id, kind)
     with _lock:
         pv = _indexes.get(key)
         if pv is None:
@@ -51,17 +49,69 @@ def prompt_vectors(
 
 
 def _commit(
-    conn: sqlite3.Connection, pv: PromptVectors, ids: list[int], vectors: np.ndarray
+    conn: sqlite3.Connection,
+    embedder: Embedder,
+    kind: str,
+    ids: list[int],
+    vectors: np.ndarray,
 ) -> None:
     """Store one batch of vectors (its own transaction: resumable) and add it to the index."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        store(conn, pv.model_id, pv.kind, ids, vectors)
+        store(conn, embedder.model_id, kind, ids, vectors)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    pv.index.add(ids, vectors)
+    if is_postgresql(conn):
+        _ensure_pg_index(conn, embedder, kind)
+    else:
+        prompt_vectors(conn, embedder, kind).index.add(ids, vectors)
+
+
+_pg_indexes: set[tuple[str, str, str, int]] = set()
+
+
+def _ensure_pg_index(conn: Any, embedder: Embedder, kind: str) -> None:
+    """The model's HNSW index exists (made once; PostgreSQL keeps it up to date after)."""
+    from dreamdepot.catalog.postgres import ensure_vector_index
+
+    key = (catalog_key(conn), embedder.model_id, kind, embedder.dim)
+    if key not in _pg_indexes:
+        ensure_vector_index(conn, embedder.model_id, kind, embedder.dim)
+        _pg_indexes.add(key)
+
+
+def nearest(
+    conn: sqlite3.Connection,
+    embedder: Embedder,
+    kind: str,
+    vector: np.ndarray,
+    k: int,
+    allowed: set[int] | None = None,
+) -> list[tuple[int, float]]:
+    """Owners of the ``k`` vectors of this model closest to ``vector`` (cosine, best
+    first), only among ``allowed`` when given."""
+    if is_postgresql(conn):
+        from dreamdepot.catalog.postgres import nearest as pg_nearest
+
+        return pg_nearest(conn, embedder.model_id, kind, vector, k, allowed=allowed)
+    return prompt_vectors(conn, embedder, kind).index.search(vector, k, allowed)
+
+
+def _corrupt(conn: sqlite3.Connection, embedder: Embedder, kind: str) -> set[int]:
+    """Owners whose stored vector cannot be read back (they are embedded again)."""
+    if is_postgresql(conn):
+        return {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT owner_id FROM embeddings WHERE model_id = ? AND owner_kind = ? AND "
+                "(dim <> ? OR embedding IS NULL OR octet_length(vector) <> dim * "
+                "CASE dtype WHEN 'float16' THEN 2 WHEN 'float32' THEN 4 ELSE 0 END)",
+                (embedder.model_id, kind, embedder.dim),
+            )
+        }
+    return set(prompt_vectors(conn, embedder, kind).corrupt)
 
 
 def embed_pending(
@@ -75,8 +125,7 @@ def embed_pending(
     Commits per batch, so an interrupted run resumes where it stopped.
     """
     embedder = embedder or library_embedder(conn)
-    pv = prompt_vectors(conn, embedder)
-    redo = set(pv.corrupt)
+    redo = _corrupt(conn, embedder, "prompt")
     rows = conn.execute(
         "SELECT id, text FROM prompts WHERE id NOT IN (SELECT owner_id FROM embeddings "
         "WHERE model_id = ? AND owner_kind = 'prompt') ORDER BY id",
@@ -94,11 +143,13 @@ def embed_pending(
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
         ids = [int(r[0]) for r in part]
-        _commit(conn, pv, ids, embedder.embed_texts([r[1] for r in part]))
+        _commit(conn, embedder, "prompt", ids, embedder.embed_texts([r[1] for r in part]))
         done += len(ids)
         if progress is not None:
             progress.advance(len(ids))
-    pv.corrupt = [c for c in pv.corrupt if c not in redo]
+    if not is_postgresql(conn):
+        pv = prompt_vectors(conn, embedder)
+        pv.corrupt = [c for c in pv.corrupt if c not in redo]
     return done
 
 
@@ -117,8 +168,7 @@ def embed_images_pending(
     embed_images = getattr(embedder, "embed_images", None)
     if embed_images is None:
         return 0
-    iv = prompt_vectors(conn, embedder, "image")
-    library_dir = Path(catalog_file(conn)).parent
+    folder = library_dir(conn)
     rows = conn.execute(
         "SELECT i.id, i.thumb_key, r.path, f.rel_path FROM images i JOIN files f ON f.id = "
         "(SELECT id FROM files WHERE image_id = i.id AND state = 'present' LIMIT 1) "
@@ -134,7 +184,7 @@ def embed_images_pending(
     for i in range(0, len(rows), batch):
         ids, pictures = [], []
         for image_id, thumb, root, rel in rows[i : i + batch]:
-            thumb_path = library_dir / "thumbs" / thumb if thumb else None
+            thumb_path = folder / "thumbs" / thumb if thumb else None
             source = (
                 thumb_path if thumb_path and thumb_path.is_file() else Path(root) / from_db(rel)
             )
@@ -146,7 +196,7 @@ def embed_images_pending(
             except (OSError, ValueError, SyntaxError):
                 continue  # unreadable pixels: the thumbnail stage records why
         if ids:
-            _commit(conn, iv, ids, embed_images(pictures))
+            _commit(conn, embedder, "image", ids, embed_images(pictures))
             done += len(ids)
         if progress is not None:
             progress.advance(len(rows[i : i + batch]))
@@ -165,20 +215,31 @@ def neighbours(
     """Prompt ids most similar to ``text`` (cosine), best first; only ids in ``allowed``
     when it is given (the filter is inside the search, so k results still come back)."""
     embedder = embedder or library_embedder(conn)
-    pv = prompt_vectors(conn, embedder)
     if vector is None:
         vector = embedder.embed_texts([text])[0]
-    return [(i, s) for i, s in pv.index.search(vector, k, allowed) if s >= min_score]
+    return [
+        (i, s) for i, s in nearest(conn, embedder, "prompt", vector, k, allowed) if s >= min_score
+    ]
 
 
 def prompt_vector(
     conn: sqlite3.Connection, prompt_id: int, embedder: Embedder | None = None
 ) -> np.ndarray | None:
     embedder = embedder or library_embedder(conn)
-    pv = prompt_vectors(conn, embedder)
-    pos = pv.index._position.get(prompt_id)
-    if pos is not None:
-        return pv.index._matrix[pos].copy()
+    if is_postgresql(conn):
+        stored = conn.execute(
+            "SELECT dim, dtype, vector FROM embeddings WHERE model_id = ? AND "
+            "owner_kind = 'prompt' AND owner_id = ?",
+            (embedder.model_id, prompt_id),
+        ).fetchone()
+        v = from_blob(bytes(stored[2]), stored[0], stored[1]) if stored else None
+        if v is not None and v.shape == (embedder.dim,):
+            return v
+    else:
+        pv = prompt_vectors(conn, embedder)
+        pos = pv.index._position.get(prompt_id)
+        if pos is not None:
+            return pv.index._matrix[pos].copy()
     row = conn.execute("SELECT text FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
     return None if row is None else embedder.embed_texts([row[0]])[0]
 
@@ -192,10 +253,11 @@ def similar_clause(conn: sqlite3.Connection, text: str) -> tuple[str, list[Any]]
     if found:
         clauses.append(f"images.prompt_id IN ({','.join(str(i) for i, _ in found)})")
     if hasattr(embedder, "embed_images"):  # words find pictures by what they show
-        iv = prompt_vectors(conn, embedder, "image")
         pictures = [
-            i for i, s in iv.index.search(vector, SIMILAR_K) if s >= SIMILAR_IMAGE_MIN_SCORE
+            i
+            for i, s in nearest(conn, embedder, "image", vector, SIMILAR_K)
+            if s >= SIMILAR_IMAGE_MIN_SCORE
         ]
         if pictures:
             clauses.append(f"images.id IN ({','.join(map(str, pictures))})")
-    return (" OR ".join(clauses) if clauses else "0"), []
+    return (" OR ".join(clauses) if clauses else "FALSE"), []

@@ -2,7 +2,8 @@
 index (numpy), which loads lazily and updates incrementally.
 
 Exact search is enough up to ~10⁶ vectors here (a 384-d matrix product over 1M float32 rows
-is ~50 ms on two cores); service mode would put pgvector behind the same protocol.
+is ~50 ms on two cores). On PostgreSQL every vector is also kept as pgvector's type, with an
+HNSW index per model (catalog/postgres.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import numpy as np
+
+from dreamdepot.catalog.engine import is_postgresql
+from dreamdepot.catalog.vectors import vector_literal
 
 
 class VectorIndex(Protocol):
@@ -50,14 +54,29 @@ def store(
     vectors: np.ndarray,
     dtype: str = "float16",
 ) -> None:
+    """Keep vectors (their bytes, dtype and dimension are the record); on PostgreSQL also
+    as pgvector's type, which its HNSW indexes read."""
     now = time.time()
+    rows = [
+        (model_id, kind, i, int(v.shape[0]), dtype, to_blob(v, dtype), now)
+        for i, v in zip(ids, vectors, strict=True)
+    ]
+    upsert = (
+        " ON CONFLICT(model_id, owner_kind, owner_id) DO UPDATE SET dim = excluded.dim, "
+        "dtype = excluded.dtype, vector = excluded.vector, created_at = excluded.created_at"
+    )
+    if is_postgresql(conn):
+        conn.executemany(
+            "INSERT INTO embeddings(model_id, owner_kind, owner_id, dim, dtype, vector, "
+            f"created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?::vector){upsert}, "
+            "embedding = excluded.embedding",
+            [(*row, vector_literal(v)) for row, v in zip(rows, vectors, strict=True)],
+        )
+        return
     conn.executemany(
-        "INSERT OR REPLACE INTO embeddings(model_id, owner_kind, owner_id, dim, dtype, vector, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (model_id, kind, i, int(v.shape[0]), dtype, to_blob(v, dtype), now)
-            for i, v in zip(ids, vectors, strict=True)
-        ],
+        "INSERT INTO embeddings(model_id, owner_kind, owner_id, dim, dtype, vector, "
+        f"created_at) VALUES (?, ?, ?, ?, ?, ?, ?){upsert}",
+        rows,
     )
 
 

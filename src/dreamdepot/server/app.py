@@ -21,6 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 import dreamdepot.semantic  # noqa: F401  (registers the similar: query field)
 from dreamdepot import __version__
+from dreamdepot.catalog.db import Catalog
 from dreamdepot.config import Settings, load_settings
 from dreamdepot.errors import DreamDepotError, QueryError
 from dreamdepot.server.events import EventBus
@@ -42,6 +43,15 @@ class AppState:
     roots: dict[int, str] = field(default_factory=dict)
     background: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def catalog_where(self) -> str | Path:
+        """What a background thread or a job opens to reach this library's catalog."""
+        return self.store.where
+
+    def open_catalog(self) -> Catalog:
+        """A catalog connection of its own (for a background thread)."""
+        return Catalog.open(self.catalog_where, library_dir=self.library_path.resolve())
 
     def start(self, target: Any, name: str, *args: Any) -> threading.Thread:
         """Run background work in a thread that shutdown() waits for; a failure is logged
@@ -122,13 +132,6 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
 
     library_path = Path(library_path)
     settings = load_settings(library_path)
-    if settings.database:
-        from dreamdepot.library import redact
-
-        raise DreamDepotError(
-            f"the library's catalog is set to {redact(settings.database)}; the server runs on "
-            "the embedded catalog only so far (docs/service.md)"
-        )
     token = token or settings.server.token
     app = FastAPI(
         title="Dream Depot",
@@ -139,7 +142,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
     app.state.dd = AppState(
         library_path=library_path,
         settings=settings,
-        store=Store(library_path / "catalog.sqlite"),
+        store=Store(settings.database or library_path / "catalog.sqlite", library_path.resolve()),
         events=EventBus(),
         token=token,
     )

@@ -37,7 +37,7 @@ class EventProgress:
 
 
 def _indexer(st: AppState, kind: str) -> tuple[Catalog, Indexer]:
-    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    catalog = st.open_catalog()
     return catalog, Indexer(
         catalog,
         workers=st.settings.workers,
@@ -67,7 +67,7 @@ def embeddings(st: AppState) -> int:
     except EmbedderUnavailable as exc:
         st.events.publish("embed", {"stage": "unavailable", "note": str(exc)})
         return 0
-    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    catalog = st.open_catalog()
     try:
         from dreamdepot.semantic.service import embed_images_pending
 
@@ -83,7 +83,7 @@ def embeddings(st: AppState) -> int:
 def autotags(st: AppState) -> int:
     from dreamdepot.tagging.stage import autotag, build_taggers
 
-    catalog = Catalog.open(st.library_path / "catalog.sqlite")
+    catalog = st.open_catalog()
     try:
         taggers, problems = build_taggers(st.settings, st.library_path)
         for p in problems:

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from dreamdepot.catalog.engine import same_name
 from dreamdepot.catalog.images import compile_query
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.catalog.tags import tag_id
@@ -201,14 +202,16 @@ def write_proposals(
             if tid in rejected:
                 continue
             added += conn.execute(
-                "INSERT OR IGNORE INTO image_tags(tag_id, image_id, source, confidence, "
-                "created_at, tagger) VALUES (?, ?, 'auto', ?, ?, ?)",
+                "INSERT INTO image_tags(tag_id, image_id, source, confidence, "
+                "created_at, tagger) VALUES (?, ?, 'auto', ?, ?, ?) ON CONFLICT DO NOTHING",
                 (tid, image_id, p.confidence, now, name),
             ).rowcount
     for name in list(proposals) + list(errors):
         conn.execute(
-            "INSERT OR REPLACE INTO tagger_runs(tagger, image_id, version, at, error, note) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tagger_runs(tagger, image_id, version, at, error, note) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(tagger, image_id) DO UPDATE SET "
+            "version = excluded.version, at = excluded.at, error = excluded.error, "
+            "note = excluded.note",
             (name, image_id, taggers[name].version, now, errors.get(name), (notes or {}).get(name)),
         )
     return added
@@ -274,7 +277,9 @@ def autotag(
 
 def review(conn: sqlite3.Connection, tag: str, image_ids: list[int], action: str) -> int:
     """Accept (make it the user's) or reject (remove, and never propose again) an auto tag."""
-    row = conn.execute("SELECT id FROM tags WHERE name = ?", (" ".join(tag.split()),)).fetchone()
+    row = conn.execute(
+        f"SELECT id FROM tags WHERE {same_name(conn)}", (" ".join(tag.split()),)
+    ).fetchone()
     if row is None:
         return 0
     tid = row[0]
@@ -293,7 +298,8 @@ def review(conn: sqlite3.Connection, tag: str, image_ids: list[int], action: str
                 (tid, image_id),
             ).rowcount
             conn.execute(
-                "INSERT OR IGNORE INTO rejected_tags(image_id, tag_id, at) VALUES (?, ?, ?)",
+                "INSERT INTO rejected_tags(image_id, tag_id, at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (image_id, tid, now),
             )
     return n

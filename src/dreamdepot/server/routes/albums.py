@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.engine import same_name
 from dreamdepot.server.app import state
 
 router = APIRouter(prefix="/api/albums", tags=["albums"])
@@ -43,7 +44,7 @@ def create_album(request: Request, body: AlbumBody) -> dict[str, Any]:
     if not name:
         raise HTTPException(422, "an album name cannot be blank")
     with state(request).store.write() as conn:
-        if conn.execute("SELECT 1 FROM albums WHERE name = ?", (name,)).fetchone():
+        if conn.execute(f"SELECT 1 FROM albums WHERE {same_name(conn)}", (name,)).fetchone():
             raise HTTPException(409, f"an album named {name!r} exists")
         aid = conn.execute(
             "INSERT INTO albums(name, created_at) VALUES (?, ?) RETURNING id", (name, time.time())
@@ -66,8 +67,8 @@ def add_to_album(request: Request, album_id: int, body: AlbumImages) -> dict[str
         if not conn.execute("SELECT 1 FROM albums WHERE id = ?", (album_id,)).fetchone():
             raise HTTPException(404, f"no album {album_id}")
         n = conn.executemany(
-            "INSERT OR IGNORE INTO album_images(album_id, image_id, added_at) "
-            "SELECT ?, id, ? FROM images WHERE id = ?",
+            "INSERT INTO album_images(album_id, image_id, added_at) "
+            "SELECT ?, id, ? FROM images WHERE id = ? ON CONFLICT DO NOTHING",
             [(album_id, time.time(), i) for i in ids],
         ).rowcount
     return {"added": n}

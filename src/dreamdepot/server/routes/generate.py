@@ -31,7 +31,11 @@ def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
             except NoBackend as exc:
                 raise HTTPException(503, str(exc)) from exc
             queue = JobQueue(
-                st.library_path, backend, st.settings.max_batch, notify=st.events.publish
+                st.library_path,
+                backend,
+                st.settings.max_batch,
+                notify=st.events.publish,
+                catalog_where=st.catalog_where,
             )
             queue.recover()
             wake = threading.Event()

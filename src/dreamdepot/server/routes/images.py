@@ -11,7 +11,11 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.catalog.clauses import Words
+from dreamdepot.catalog.engine import is_postgresql
+from dreamdepot.catalog.engine import like as engine_like
 from dreamdepot.catalog.paths import from_db
+from dreamdepot.catalog.query import fts_terms
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
@@ -75,7 +79,8 @@ def count_images(request: Request, q: str = "") -> dict[str, int]:
 
     parsed = compile_query(state(request).store.read(), q)
     conn = state(request).store.read()
-    n = conn.execute(f"SELECT count(*) FROM images WHERE {parsed.where}", parsed.params).fetchone()
+    where, params = parsed.sql_on(conn)
+    n = conn.execute(f"SELECT count(*) FROM images WHERE {where}", params).fetchone()
     return {"count": n[0]}
 
 
@@ -257,19 +262,31 @@ def field_values(
     words (``word``), starting with ``prefix``, most used first."""
     conn = state(request).store.read()
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like_op = engine_like(conn)
     if field in VALUE_COLUMNS:
         col = VALUE_COLUMNS[field]
         rows = conn.execute(
-            f"SELECT {col} AS name, count(*) AS count FROM images WHERE {col} LIKE ? ESCAPE '\\' "
+            f"SELECT {col} AS name, count(*) AS count FROM images "
+            f"WHERE {col} {like_op} ? ESCAPE '\\' "
             f"GROUP BY {col} ORDER BY count DESC LIMIT ?",
             (like, limit),
         ).fetchall()
     elif field == "lora":
+        if is_postgresql(conn):
+            names = "jsonb_array_elements(images.loras::jsonb) j", "j.value ->> 'name'"
+        else:
+            names = "json_each(images.loras) j", "json_extract(j.value, '$.name')"
         rows = conn.execute(
-            "SELECT json_extract(j.value, '$.name') AS name, count(*) AS count FROM images, "
-            "json_each(images.loras) j WHERE images.loras IS NOT NULL AND name LIKE ? ESCAPE '\\' "
-            "GROUP BY name ORDER BY count DESC LIMIT ?",
+            f"SELECT {names[1]} AS name, count(*) AS count FROM images, {names[0]} "
+            f"WHERE images.loras IS NOT NULL AND {names[1]} {like_op} ? ESCAPE '\\' "
+            f"GROUP BY {names[1]} ORDER BY count DESC LIMIT ?",
             (like, limit),
+        ).fetchall()
+    elif field == "word" and is_postgresql(conn):
+        rows = conn.execute(
+            "SELECT word AS name, ndoc AS count FROM ts_stat(?) WHERE word >= ? AND word < ? "
+            "ORDER BY ndoc DESC LIMIT ?",
+            (prompt_words_sql(prefix), prefix.lower(), prefix.lower() + "\uffff", limit),
         ).fetchall()
     elif field == "word":
         rows = conn.execute(
@@ -280,6 +297,20 @@ def field_values(
     else:
         raise HTTPException(404, f"no values for {field!r}")
     return {"values": [dict(r) for r in rows]}
+
+
+def prompt_words_sql(prefix: str) -> str:
+    """PostgreSQL: the statement ``ts_stat`` counts words over: the prompts holding a word
+    that starts with ``prefix`` (found through the GIN index), or all prompts.
+
+    >>> prompt_words_sql("it's")
+    "SELECT tsv FROM prompts WHERE tsv @@ to_tsquery('simple', '''it''''s'':*')"
+    """
+    words = fts_terms(prefix)
+    if not words:
+        return "SELECT tsv FROM prompts"
+    tsquery = Words(((words[0][0], True),)).tsquery().replace("'", "''")
+    return f"SELECT tsv FROM prompts WHERE tsv @@ to_tsquery('simple', '{tsquery}')"
 
 
 class RatingBody(BaseModel):

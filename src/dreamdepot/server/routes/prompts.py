@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from dreamdepot.catalog import images as catalog_images
-from dreamdepot.catalog.query import fts_expression
+from dreamdepot.catalog.query import prompts_matching
 from dreamdepot.server.app import state
 from dreamdepot.server.routes.images import present
 
@@ -54,8 +54,9 @@ def list_prompts(
     where: list[str] = ["p.image_count > 0"]
     params: list[object] = []
     if q.strip():
-        where.append("p.id IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)")
-        params.append(fts_expression(q))
+        subquery, words = prompts_matching(conn, q)
+        where.append(f"p.id IN ({subquery})")
+        params.extend(words)
     if cursor:
         value, last_id = _uncursor(cursor)
         where.append(f"({expr}, p.id) {'<' if desc else '>'} (?, ?)")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
-from dreamdepot.catalog.query import fts_expression
+from dreamdepot.catalog.query import prompts_matching
 from dreamdepot.semantic import service
 from dreamdepot.semantic.cache import (
     DEFAULT_THRESHOLD,
@@ -41,11 +41,11 @@ def suggest(
     if not text:
         return {"items": []}
     words = text.split()
-    expr = fts_expression(" ".join([*words[:-1], words[-1] + "*"]))
+    subquery, params = prompts_matching(conn, " ".join([*words[:-1], words[-1] + "*"]), 200)
     rows = conn.execute(
-        "SELECT p.id, p.text, p.image_count FROM prompts p WHERE p.id IN (SELECT rowid FROM "
-        "prompts_fts WHERE prompts_fts MATCH ? LIMIT 200) ORDER BY p.image_count DESC LIMIT ?",
-        (expr, limit),
+        f"SELECT p.id, p.text, p.image_count FROM prompts p WHERE p.id IN ({subquery}) "
+        "ORDER BY p.image_count DESC LIMIT ?",
+        (*params, limit),
     ).fetchall()
     items = [{"id": r[0], "text": r[1], "image_count": r[2], "source": "words"} for r in rows]
     seen = {i["id"] for i in items}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
+from dreamdepot.catalog.engine import like, value_in
 from dreamdepot.catalog.images import compile_query
 from dreamdepot.server.app import state
 
@@ -36,7 +36,7 @@ def tag_suggest(
     esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = conn.execute(
         "SELECT t.name, count(it.image_id) AS count FROM tags t LEFT JOIN image_tags it "
-        "ON it.tag_id = t.id WHERE t.name LIKE ? ESCAPE '\\' GROUP BY t.id "
+        f"ON it.tag_id = t.id WHERE t.name {like(conn)} ? ESCAPE '\\' GROUP BY t.id "
         "ORDER BY count DESC, t.name LIMIT ?",
         (esc + "%", limit),
     ).fetchall()
@@ -99,13 +99,9 @@ def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
         ids = catalog_images.matching_ids(st.store.read(), body.q)
     else:
         ids = body.ids or []
-        known = {
-            r[0]
-            for r in st.store.read().execute(  # one parameter, however many ids
-                "SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids),),
-            )
-        }
+        conn = st.store.read()
+        where, params = value_in(conn, "id", ids)
+        known = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where}", params)}
         unknown = sorted(set(ids) - known)
         if unknown:
             raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
