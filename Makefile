@@ -30,8 +30,15 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: UI tests will be skipped"; fi; }
 
+# The suite runs on the embedded SQLite catalog, then its catalog-facing tests run again
+# with every test library's catalog in PostgreSQL (pgserver, started by the tests).
+PG_TESTS = tests --ignore=tests/test_readers.py --ignore=tests/test_readers_round_two.py \
+	--ignore=tests/test_fuzz.py --ignore=tests/test_corpus_conformance.py \
+	--ignore=tests/test_layers.py --ignore=tests/test_ui.py
+
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+	DREAMDEPOT_TEST_ENGINE=postgresql $(PY) -m pytest $(PG_TESTS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -86,6 +86,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sqlite_only(reason): the test is about the embedded SQLite catalog itself"
     )
+    config.addinivalue_line(
+        "markers",
+        "engine_independent(reason): the test's subject does not touch the catalog's engine; "
+        "it runs in the SQLite pass only",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -96,9 +101,10 @@ def _engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("DREAMDEPOT_DATABASE_URL", raising=False)
     if ENGINE != "postgresql":
         return
-    marker = request.node.get_closest_marker("sqlite_only")
-    if marker is not None:
-        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else ''}")
+    for name, why in (("sqlite_only", "SQLite only"), ("engine_independent", "not engine")):
+        marker = request.node.get_closest_marker(name)
+        if marker is not None:
+            pytest.skip(f"{why}: {marker.args[0] if marker.args else ''}")
     monkeypatch.setenv("DREAMDEPOT_DATABASE_URL", request.getfixturevalue("postgres_url"))
 
 

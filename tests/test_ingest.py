@@ -263,6 +263,9 @@ def test_hostile_metadata_is_bounded(cli: Cli, tmp_path: Path) -> None:
     assert "cap" in meta["bomb.png"]
 
 
+@pytest.mark.engine_independent(
+    "the scanner on one huge folder (bench/ingest.py --postgresql measures PostgreSQL ingest)"
+)
 def test_a_flat_folder_of_50000_files(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "flat"
     root.mkdir()
