@@ -9,6 +9,10 @@ Corpora are generated under bench/out/ (reused when present):
 2. realistic: 5,000 PNG/JPEG/WebP files of 512²–1024² (0.3–1.5 MB) with A1111 and ComfyUI
    metadata of 2–30 KB;
 3. large: 100,000 small PNGs for the unchanged re-scan, the 10% move and peak memory.
+
+With `--postgresql` the small corpus is also indexed into a fresh PostgreSQL database
+(pgserver, data under bench/out/pgdata), runs alternating with SQLite's, and the ratio of
+files/s is printed.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ by column name, explicit ``BEGIN``/``COMMIT`` — in SQL both engines read alike
 CONFLICT``, ``RETURNING``, ``coalesce``, window functions …). :class:`PgConnection` gives a
 psycopg 3 connection that surface: it converts the placeholders to psycopg's (DB-API
 paramstyle conversion, done once per statement text), returns :class:`Row` objects, loads
-``numeric`` as int/float (as SQLite returns them), and never prepares statements (a generic
-plan would not know which tag or prompts a value names, and the plans depend on exactly
-that). The statements that differ between engines live beside their callers, chosen by
+``numeric`` as int/float (as SQLite returns them), and prepares only writes that repeat (a
+read's plan depends on which tag or prompts its values name; a generic plan would not
+know). The statements that differ between engines live beside their callers, chosen by
 :func:`dialect_of`.
 """
 
@@ -104,6 +104,11 @@ def _row_factory(cursor: Any) -> Any:
     return make
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_write(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+
 class PgCursor:
     """What ``execute`` returns: rows, ``rowcount`` and ``description``."""
 
@@ -157,7 +162,11 @@ class PgConnection:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
         cursor = self.raw.cursor(row_factory=_row_factory)
         if params:
-            cursor.execute(to_psycopg(sql), params, prepare=False)
+            # a read is planned with its values every time (which tag, which prompts: the
+            # plan depends on them); a write by key is prepared once it repeats (psycopg's
+            # threshold), which saves the parse and plan of every row an ingest writes
+            text = to_psycopg(sql)
+            cursor.execute(text, params, prepare=None if _is_write(text) else False)
         else:  # without parameters psycopg reads no placeholders: send the text as written
             text = "BEGIN" if sql.lstrip().upper().startswith("BEGIN") else sql
             cursor.execute(text, prepare=False)

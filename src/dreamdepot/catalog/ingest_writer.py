@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from dreamdepot.catalog.engine import is_postgresql
+from dreamdepot.catalog.engine import is_postgresql, value_in
 from dreamdepot.catalog.paths import to_db
 from dreamdepot.catalog.records import Probe
 
@@ -50,6 +51,32 @@ def distinct_key(content_hash: str, full_hash: str) -> str:
     (32, True)
     """
     return hashlib.blake2b(f"{content_hash}:{full_hash}".encode(), digest_size=16).hexdigest()
+
+
+# PostgreSQL types of the columns the bulk path inserts (as in migrations/postgresql/0001)
+_PG_IMAGE_TYPES = (
+    "text", "bigint", "text", "integer", "integer", "double precision", "double precision",
+    "text", "text", "text", "text", "text", "text", "text", "integer", "double precision",
+    "bigint", "double precision", "integer", "bigint", "bigint", "text", "text", "text", "text",
+    "text", "text", "text", "double precision", "integer", "double precision",
+)  # fmt: skip
+_PG_FILE_TYPES = (
+    "bigint", "text", "bigint", "bigint", "bigint", "double precision", "double precision", "text"
+)  # fmt: skip
+_PY_TYPES: dict[str, type] = {"text": str, "bigint": int, "integer": int}
+
+
+def _columns_as_arrays(
+    rows: list[tuple[object, ...]], types: tuple[str, ...]
+) -> tuple[list[list[object]], str]:
+    """Rows as one array per column, and the ``unnest(...)`` that reads them back as rows:
+    a batch becomes one statement whose text is the same whatever its size."""
+    arrays = []
+    for values, pg_type in zip(zip(*rows, strict=True), types, strict=True):
+        cast = _PY_TYPES.get(pg_type, float)
+        arrays.append([None if v is None else cast(v) for v in values])
+    unnest = "unnest(" + ", ".join(f"?::{t}[]" for t in types) + ")"
+    return arrays, unnest
 
 
 NOT_UTF8 = (
@@ -83,6 +110,8 @@ class IngestWriter:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._prompt_ids: dict[str, int] = {}
+        # images named by the sampled hashes of the batch being written (None: no image)
+        self._batch_images: dict[str, tuple[int, str | None] | None] = {}
         # PostgreSQL text holds only valid UTF-8: other names are reported, not indexed
         self.text_names = is_postgresql(conn)
 
@@ -125,6 +154,8 @@ class IngestWriter:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self._look_up_images(p.content_hash for p in probes if p.content_hash)
+            bulk: list[Probe] = []
             for p in probes:
                 key = self.stored_name(p.rel_path)
                 if isinstance(key, str) and key != p.rel_path:  # not UTF-8, on PostgreSQL
@@ -136,6 +167,9 @@ class IngestWriter:
                         conn.execute(
                             "UPDATE files SET state = 'missing' WHERE id = ?", (known.file_id,)
                         )
+                    continue
+                if self.text_names and known is None and p.error is None:
+                    bulk.append(p)  # a new file: written with the others, below
                     continue
                 if p.error is not None:
                     counts.errors += 1
@@ -180,12 +214,115 @@ class IngestWriter:
                         (root_id, key),
                     )
                     error_paths.discard(p.rel_path)
+            if bulk:
+                self._add_new_files(root_id, bulk, existing, error_paths, counts, now)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self._prompt_ids.clear()
             raise
+        finally:
+            self._batch_images.clear()
         return counts
+
+    def _add_new_files(
+        self,
+        root_id: int,
+        probes: list[Probe],
+        existing: dict[str, Existing],
+        error_paths: set[str],
+        counts: WriteCounts,
+        now: float,
+    ) -> None:
+        """PostgreSQL: a batch's new files in two statements — one INSERT of the images
+        their content needs, one of the files — rather than two round trips per file (the
+        counters are then kept once per statement, migrations/postgresql/0003). The files
+        link exactly as one by one: to an image that holds the same content, or one that an
+        earlier file of the batch brought."""
+        new_images: dict[str, tuple[object, ...]] = {}
+        new_full: dict[str, str | None] = {}  # key of a new image -> its full hash
+        image_of: dict[str, int | str] = {}  # path -> image id, or the key of a new image
+        for p in probes:
+            assert p.content_hash is not None
+            key = p.content_hash
+            row = self._image_row(key)
+            held = row[1] if row is not None else new_full.get(key)
+            taken = row is not None or key in new_images
+            if taken and p.full_hash and held and held != p.full_hash:
+                # same samples, different bytes: never the same image
+                key = distinct_key(p.content_hash, p.full_hash)
+                row = self._image_row(key)
+            if row is None and key not in new_images:
+                new_full[key] = p.full_hash
+                values = self._values(p)
+                new_images[key] = (key, *values[:4], p.mtime_ns / 1e9, now, *values[4:])
+                counts.new_images += 1
+                image_of[p.rel_path] = key
+                continue
+            counts.linked += 1
+            if row is None:  # content an earlier file of this batch brought
+                image_of[p.rel_path] = key
+                continue
+            if p.full_hash and not row[1]:
+                self.conn.execute(
+                    "UPDATE images SET full_hash = ? WHERE id = ?", (p.full_hash, row[0])
+                )
+                self._batch_images[key] = (row[0], p.full_hash)
+            image_of[p.rel_path] = row[0]
+        made: dict[str, int] = {}
+        if new_images:
+            arrays, unnest = _columns_as_arrays(list(new_images.values()), _PG_IMAGE_TYPES)
+            for r in self.conn.execute(
+                f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) SELECT * FROM {unnest} "
+                "RETURNING content_hash, id",
+                arrays,
+            ):
+                made[r[0]] = int(r[1])
+                self._batch_images[r[0]] = (int(r[1]), None)
+        files: list[tuple[object, ...]] = []
+        for p in probes:
+            image = image_of[p.rel_path]
+            image_id = made[image] if isinstance(image, str) else image
+            files.append((root_id, p.rel_path, p.size, p.mtime_ns, image_id, now, now, p.full_hash))
+        arrays, unnest = _columns_as_arrays(files, _PG_FILE_TYPES)
+        for r in self.conn.execute(
+            "INSERT INTO files(root_id, rel_path, size, mtime_ns, image_id, first_seen, "
+            f"last_seen, full_hash, state) SELECT *, 'present' FROM {unnest} "
+            "ON CONFLICT(root_id, rel_path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, image_id = excluded.image_id, state = 'present', "
+            "last_seen = excluded.last_seen, full_hash = excluded.full_hash "
+            "RETURNING rel_path, id, image_id",
+            arrays,
+        ):
+            existing[r[0]] = Existing(int(r[1]), int(r[2]))
+        cleared = [p.rel_path for p in probes if p.rel_path in error_paths]
+        if cleared:
+            self.conn.executemany(
+                "DELETE FROM scan_errors WHERE root_id = ? AND rel_path = ?",
+                [(root_id, rel) for rel in cleared],
+            )
+            error_paths.difference_update(cleared)
+
+    def _look_up_images(self, hashes: Iterable[str]) -> None:
+        """The images a batch's sampled hashes already name, in one query (not one per
+        file: on PostgreSQL each statement is a round trip)."""
+        wanted = list(set(hashes))
+        self._batch_images = dict.fromkeys(wanted)
+        if wanted:
+            where, params = value_in(self.conn, "content_hash", wanted)
+            for r in self.conn.execute(
+                f"SELECT content_hash, id, full_hash FROM images WHERE {where}", params
+            ):
+                self._batch_images[r[0]] = (int(r[1]), r[2])
+
+    def _image_row(self, key: str) -> tuple[int, str | None] | None:
+        """(id, full hash) of the image keyed ``key``, if there is one."""
+        if key in self._batch_images:
+            return self._batch_images[key]
+        row = self.conn.execute(
+            "SELECT id, full_hash FROM images WHERE content_hash = ?", (key,)
+        ).fetchone()
+        return (int(row[0]), row[1]) if row is not None else None
 
     def _image_for(
         self, p: Probe, now: float, counts: WriteCounts, known: Existing | None = None
@@ -193,17 +330,13 @@ class IngestWriter:
         """The image this probe's content belongs to, made when there is none."""
         assert p.content_hash is not None
         key = p.content_hash
-        row = self.conn.execute(
-            "SELECT id, full_hash FROM images WHERE content_hash = ?", (key,)
-        ).fetchone()
+        row = self._image_row(key)
         if row is not None and p.full_hash and row[1] and row[1] != p.full_hash:
             # same samples, different bytes: never the same image
             key = distinct_key(p.content_hash, p.full_hash)
-            row = self.conn.execute(
-                "SELECT id, full_hash FROM images WHERE content_hash = ?", (key,)
-            ).fetchone()
+            row = self._image_row(key)
         if row is not None:
-            image_id = int(row[0])
+            image_id = row[0]
             if known is not None and known.image_id == image_id:
                 # this path's file was read again (it changed but kept its samples, or a
                 # newer schema asked for it): the file as it is read now is the image
@@ -213,12 +346,16 @@ class IngestWriter:
                 self.conn.execute(
                     "UPDATE images SET full_hash = ? WHERE id = ?", (p.full_hash, image_id)
                 )
+            if key in self._batch_images:
+                self._batch_images[key] = (image_id, p.full_hash or row[1])
             counts.linked += 1
             return image_id
         values = self._values(p)
         counts.new_images += 1
-        row = (key, *values[:4], p.mtime_ns / 1e9, now, *values[4:])
-        return int(self.conn.execute(_INSERT_IMAGE, row).fetchone()[0])
+        insert = (key, *values[:4], p.mtime_ns / 1e9, now, *values[4:])
+        image_id = int(self.conn.execute(_INSERT_IMAGE, insert).fetchone()[0])
+        self._batch_images[key] = (image_id, p.full_hash)
+        return image_id
 
     def _values(self, p: Probe) -> tuple[object, ...]:
         """The probe's values for every image column but the key and the two dates."""
@@ -254,6 +391,8 @@ class IngestWriter:
             self.conn.execute("ROLLBACK")
             self._prompt_ids.clear()
             raise
+        finally:
+            self._batch_images.clear()
         return new_image != old_image
 
     def _copy_user_data(self, old_image: int, new_image: int) -> None:
