@@ -293,6 +293,11 @@ def bench_whole_processes(
     return ours, theirs
 
 
+def _median_row(label: str, times: list[float], files: int) -> tuple[str, str, str]:
+    med = statistics.median(times)
+    return f"{label} (median of {len(times)})", f"{med:.2f} s", f"{files / med:,.0f} files/s"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
@@ -327,20 +332,16 @@ def main() -> None:
         for _ in range(args.repeats):
             lite += bench_first_scan(small, "small", 1)[0]
             pg += bench_first_scan(small, "small-pg", 1, fresh)[0]
-        a, b = statistics.median(lite), statistics.median(pg)
-        rows.append((f"small: first scan, SQLite, interleaved (median of {args.repeats})",
-                     f"{a:.2f} s", f"{n / a:,.0f} files/s"))  # fmt: skip
-        rows.append((f"small: first scan, PostgreSQL, interleaved (median of {args.repeats})",
-                     f"{b:.2f} s", f"{n / b:,.0f} files/s"))  # fmt: skip
-        rows.append(("  PostgreSQL / SQLite files/s", f"{a / b:.0%}", "target >= 50%"))
+        rows.append(_median_row("small: first scan, SQLite, interleaved", lite, n))
+        rows.append(_median_row("small: first scan, PostgreSQL, interleaved", pg, n))
+        ratio = statistics.median(lite) / statistics.median(pg)
+        rows.append(("  PostgreSQL / SQLite files/s", f"{ratio:.0%}", "target >= 50%"))
     if args.peer:
         ours, theirs = bench_whole_processes(small, args.peer, args.peer_python, args.repeats)
-        mine, peer = statistics.median(ours), statistics.median(theirs)
-        rows.append((f"small, whole `dreamdepot add` process (median of {args.repeats})",
-                     f"{mine:.2f} s", f"{n / mine:,.0f} files/s"))  # fmt: skip
-        rows.append((f"small, whole peer process, same run (median of {args.repeats})",
-                     f"{peer:.2f} s", f"{n / peer:,.0f} files/s"))  # fmt: skip
-        rows.append(("  ratio of medians, peer / ours", f"{peer / mine:.2f}x", "target >= 2x"))
+        rows.append(_median_row("small, whole `dreamdepot add` process", ours, n))
+        rows.append(_median_row("small, whole peer process, same run", theirs, n))
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        rows.append(("  ratio of medians, peer / ours", f"{ratio:.2f}x", "target >= 2x"))
     else:
         rows.append(("  vs peer", "peer not run", "pass --peer PATH (an IIB checkout)"))
 
