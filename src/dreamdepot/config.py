@@ -114,6 +114,9 @@ class Settings:
     # the catalog's engine: unset for the embedded SQLite file; a postgresql:// URL names a
     # PostgreSQL catalog (DREAMDEPOT_DATABASE_URL, or database = "..." here)
     database: str | None = None
+    # who runs generation jobs: "server" (the process that takes the request; the default)
+    # or "workers" (`dreamdepot worker` processes, through a queue on a PostgreSQL catalog)
+    job_runner: str = "server"
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

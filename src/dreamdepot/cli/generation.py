@@ -19,6 +19,7 @@ from dreamdepot.cli.common import (
     app,
     console,
     dev_app,
+    err_console,
     fail,
     open_library,
 )
@@ -54,12 +55,17 @@ def _generate_now(
     auth: str | None,
     model: str | None = None,
 ) -> dict[str, Any]:
-    """Queue a request and run it in this process with a progress bar; the finished job."""
+    """Queue a request and run it in this process with a progress bar (or, with
+    ``job_runner = "workers"``, wait while a worker runs it); the finished job."""
+    from dreamdepot.generate.base import Backend
+    from dreamdepot.generate.dispatch import Workers
     from dreamdepot.generate.jobs import JobQueue, job_row
     from dreamdepot.generate.service import NoBackend, make_backend
 
+    remote = lib.settings.job_runner == "workers" and not backend
+    engine: Backend
     try:
-        engine = make_backend(lib.settings, backend, url, auth, model=model)
+        engine = Workers() if remote else make_backend(lib.settings, backend, url, auth, model)
     except NoBackend as exc:
         fail(str(exc), 2)
     queue = JobQueue(lib.path, engine, lib.settings.max_batch, catalog_where=lib.catalog.where)
@@ -76,7 +82,7 @@ def _generate_now(
                     progress.update(task, completed=float(data["progress"]) * 100)
 
             queue.notify = show
-            job = queue.run(job_id)
+            job = job_row(queue.conn, job_id) or {} if remote else queue.run(job_id)
             while job.get("status") in ("queued", "running"):  # a server claimed it first
                 time.sleep(0.2)
                 job = job_row(queue.conn, job_id) or {}
@@ -339,3 +345,47 @@ def jobs(
             f"{escape(j['request'].get('prompt', '')[:60])} {escape(j['error'] or '')}",
             highlight=False,
         )
+
+
+@app.command()
+def worker(
+    backend: BackendOption = None,
+    backend_url: BackendUrlOption = None,
+    api_auth: ApiAuthOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The checkpoint to load (diffusers) or to serve."),
+    ] = None,
+    queues: Annotated[
+        str,
+        typer.Option("--queues", help="Which kinds of job to take: generate, upscale."),
+    ] = "generate,upscale",
+) -> None:
+    """Run jobs from the shared queue of a PostgreSQL catalog (``job_runner = "workers"``),
+    on this machine's back end, loaded once, until SIGTERM or Ctrl-C. Takes only jobs for
+    the models this back end has (and jobs that name none)."""
+    from dreamdepot.catalog.db import Catalog
+    from dreamdepot.generate.base import BackendError
+    from dreamdepot.generate.dispatch import QUEUES, queues_for_models, run_worker
+    from dreamdepot.generate.jobs import JobQueue
+    from dreamdepot.generate.service import NoBackend, make_backend
+
+    kinds = tuple(k.strip() for k in queues.split(",") if k.strip())
+    if not kinds or any(k not in QUEUES for k in kinds):
+        fail(f"--queues: expected some of {', '.join(QUEUES)}, got {queues!r}", 2)
+    with open_library() as lib:
+        url = lib.settings.database
+        if not url:
+            fail("a worker needs a PostgreSQL catalog (database / DREAMDEPOT_DATABASE_URL)", 2)
+        try:
+            engine = make_backend(lib.settings, backend, backend_url, api_auth, model=model)
+            models = [model] if model else engine.models()
+        except (NoBackend, BackendError) as exc:
+            fail(str(exc), 2)
+        names = queues_for_models(models, kinds)
+        queue = JobQueue(lib.path, engine, lib.settings.max_batch, catalog_where=url)
+        err_console.print(f"worker: {engine.name} back end, queues {', '.join(names)}")
+        try:
+            run_worker(url, lambda: Catalog.open(url, library_dir=lib.path), queue.run, names)
+        finally:
+            queue.close()

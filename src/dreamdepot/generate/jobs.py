@@ -36,6 +36,7 @@ from PIL import Image
 
 from dreamdepot import __version__
 from dreamdepot.catalog.db import Catalog
+from dreamdepot.catalog.engine import errors as db_errors
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.config import load_settings
 from dreamdepot.generate.base import Backend, BackendError, BackendResult, GenerateRequest
@@ -137,9 +138,14 @@ class JobQueue:
     ) -> None:
         self.library_dir = library_dir
         # the catalog its settings name (PostgreSQL), else the library's own SQLite file
-        self.catalog_where = (
-            catalog_where or load_settings(library_dir).database or library_dir / "catalog.sqlite"
-        )
+        settings = load_settings(library_dir)
+        self.catalog_where = catalog_where or settings.database or library_dir / "catalog.sqlite"
+        # with workers, a submitted job is also put in the PostgreSQL queue they take from
+        self.dispatch_url = settings.database if settings.job_runner == "workers" else None
+        if settings.job_runner not in ("server", "workers"):
+            raise ValueError(f"job_runner: expected server or workers, got {settings.job_runner!r}")
+        if self.dispatch_url is None and settings.job_runner == "workers":
+            raise ValueError('job_runner = "workers" needs a PostgreSQL catalog (database)')
         self.backend = backend
         self.max_batch = max_batch
         self.notify = notify or (lambda kind, data: None)
@@ -170,7 +176,7 @@ class JobQueue:
     def close(self) -> None:
         with self._opened_lock:
             for cat in self._opened:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*db_errors()):
                     cat.close()
             self._opened.clear()
         self._local = threading.local()
@@ -193,6 +199,10 @@ class JobQueue:
                 "RETURNING id",
                 (req.kind, self.backend.name, json.dumps(req.to_dict()), time.time()),
             ).fetchone()[0]
+        if self.dispatch_url is not None:
+            from dreamdepot.generate import dispatch
+
+            dispatch.defer(self.dispatch_url, int(job_id), req.kind, req.model)
         self.notify("job", {"id": job_id, "status": "queued", "progress": 0.0})
         return int(job_id)
 
@@ -251,18 +261,29 @@ class JobQueue:
 
     @contextlib.contextmanager
     def _heartbeat(self, job_id: int) -> Any:
-        """Refresh the job's heartbeat from a thread of its own while the body runs."""
+        """Refresh the job's heartbeat from a thread of its own while the body runs, and stop
+        the back end when a cancel was asked for from elsewhere (another process, another
+        machine: the request only sets ``cancel_requested``)."""
         done = threading.Event()
 
         def beat() -> None:
             cat = Catalog.open(self.catalog_where, library_dir=self.library_dir)
+            cancelled = False
             try:
                 while not done.wait(HEARTBEAT_SECONDS):
-                    with contextlib.suppress(sqlite3.Error), cat.transaction() as conn:
+                    row = None
+                    with contextlib.suppress(*db_errors()), cat.transaction() as conn:
                         conn.execute(
                             "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND owner = ?",
                             (time.time(), job_id, OWNER),
                         )
+                        row = conn.execute(
+                            "SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)
+                        ).fetchone()
+                    if row and row[0] and not cancelled:
+                        cancelled = True
+                        with contextlib.suppress(BackendError):
+                            self.backend.cancel()
             finally:
                 cat.close()
 

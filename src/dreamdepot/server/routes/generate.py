@@ -22,9 +22,21 @@ _queues_lock = threading.Lock()
 
 
 def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
-    """One queue and one worker thread per server: one job at a time on the back end."""
+    """One queue and one worker thread per server: one job at a time on the back end. With
+    ``job_runner = "workers"`` the server only queues: `dreamdepot worker` processes run."""
     with _queues_lock:
         key = id(st)
+        if key not in _queues and st.settings.job_runner == "workers":
+            from dreamdepot.generate.dispatch import Workers
+
+            queue = JobQueue(
+                st.library_path,
+                Workers(),
+                st.settings.max_batch,
+                notify=st.events.publish,
+                catalog_where=st.catalog_where,
+            )
+            _queues[key] = (queue, threading.Event())  # nothing here waits on it
         if key not in _queues:
             try:
                 backend = make_backend(st.settings)

@@ -1,0 +1,174 @@
+"""Workers on other machines (issue #17), on a real PostgreSQL: real `dreamdepot worker`
+processes take jobs from the shared queue, two at once, one of them SIGKILLed at random
+points and started again: every job completes exactly once (its images all there, none
+twice) and the catalog stays sound; a worker without the requested model never takes the
+job; a job cancelled while queued never produces an image, one cancelled while it runs on a
+worker stops there."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import catalog, integrity_problems
+from test_generate import FakeA1111
+
+pytestmark = pytest.mark.engine_independent("starts its own PostgreSQL catalog")
+DREAMDEPOT = [sys.executable, "-m", "dreamdepot.cli"]
+
+
+@pytest.fixture
+def service(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A library whose catalog is PostgreSQL and whose jobs are run by workers, and the
+    A1111 stand-in the workers generate with."""
+    import fake_a1111
+
+    monkeypatch.setattr(fake_a1111, "STEP_SECONDS", 0.01)
+    lib = tmp_path / "library"
+    lib.mkdir()
+    with FakeA1111() as fake:
+        (lib / "dreamdepot.toml").write_text(
+            f'database = "{postgres_url}"\njob_runner = "workers"\n'
+            f'backend = "a1111"\na1111_url = "{fake.url}"\n',
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("DREAMDEPOT_DATABASE_URL", postgres_url)
+        yield lib, fake
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env["DREAMDEPOT_AUTOTAG"] = ""
+    return env
+
+
+def _worker(lib: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*DREAMDEPOT, "--library", str(lib), "worker", *args],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _submit(lib: Path, prompt: str, **fields: Any) -> int:
+    from dreamdepot.generate.base import GenerateRequest
+    from dreamdepot.generate.dispatch import Workers
+    from dreamdepot.generate.jobs import JobQueue
+
+    queue = JobQueue(lib, Workers())
+    try:
+        req = GenerateRequest(prompt=prompt, width=64, height=64, **fields)
+        return queue.submit(req)
+    finally:
+        queue.close()
+
+
+def _statuses(lib: Path) -> dict[int, str]:
+    conn = catalog(lib)
+    try:
+        return {int(r[0]): r[1] for r in conn.execute("SELECT id, status FROM jobs")}
+    finally:
+        conn.close()
+
+
+def _running_on(lib: Path, pid: int) -> set[int]:
+    """The jobs process ``pid`` is running now."""
+    conn = catalog(lib)
+    try:
+        rows = conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'").fetchall()
+        return {int(r[0]) for r in rows if f":{pid}:" in str(r[1])}
+    finally:
+        conn.close()
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(30)
+
+
+def test_two_workers_killed_at_random_complete_every_job_exactly_once(service: Any) -> None:
+    lib, _ = service
+    rng = random.Random(17)
+    jobs = [_submit(lib, f"a lighthouse, take {k}", n=2, steps=80) for k in range(12)]
+    steady = _worker(lib)
+    victim = _worker(lib)
+    kills, killed = 0, set[int]()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            states = _statuses(lib)
+            if all(states[j] in ("done", "failed", "cancelled") for j in jobs):
+                break
+            time.sleep(rng.uniform(0.05, 0.5))
+            # the victim mid-job, each kill on another job (a job whose process dies twice
+            # is failed on purpose: MAX_ATTEMPTS)
+            doomed = _running_on(lib, victim.pid) - killed
+            if kills < 4 and doomed:
+                killed |= doomed
+                _stop(victim, signal.SIGKILL)
+                kills += 1
+                victim = _worker(lib)
+        states = _statuses(lib)
+    finally:
+        _stop(steady)
+        _stop(victim)
+    assert all(states[j] == "done" for j in jobs), states
+    assert kills >= 3, f"only {kills} kills landed mid-job"
+    conn = catalog(lib)
+    for j in jobs:
+        rows = conn.execute(
+            "SELECT job_index FROM images WHERE job_id = ? ORDER BY job_index", (j,)
+        ).fetchall()
+        assert [r[0] for r in rows] == [0, 1], (j, [tuple(r) for r in rows])
+    files = conn.execute("SELECT count(*), count(DISTINCT rel_path) FROM files").fetchone()
+    assert tuple(files) == (24, 24)
+    conn.close()
+    assert integrity_problems(lib) == []
+
+
+def test_models_route_jobs_and_cancels_hold(service: Any) -> None:
+    lib, _ = service
+    elsewhere = _submit(lib, "for another checkpoint", model="sd_xl_base_1.0.safetensors")
+    cancelled = _submit(lib, "cancelled while queued")
+    from dreamdepot.generate.dispatch import Workers
+    from dreamdepot.generate.jobs import JobQueue
+
+    queue = JobQueue(lib, Workers())
+    assert queue.cancel(cancelled)
+    mine = _submit(lib, "for the model this worker has", model="v1-5-pruned-emaonly")
+    long = _submit(lib, "a long one", steps=500)
+    worker = _worker(lib)
+    try:
+        deadline = time.monotonic() + 60
+        while _statuses(lib)[long] != "running":
+            assert time.monotonic() < deadline, _statuses(lib)
+            time.sleep(0.1)
+        assert queue.cancel(long)  # from this process: the worker sees the flag
+        while _statuses(lib)[long] == "running":
+            assert time.monotonic() < deadline, _statuses(lib)
+            time.sleep(0.1)
+        states = _statuses(lib)
+    finally:
+        _stop(worker)
+        queue.close()
+    assert states[mine] == "done" and states[long] == "cancelled"
+    assert states[elsewhere] == "queued"  # no worker has that checkpoint
+    assert states[cancelled] == "cancelled"
+    conn = catalog(lib)
+    made = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM images")}
+    conn.close()
+    assert made == {mine}
