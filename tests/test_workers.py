@@ -140,6 +140,34 @@ def test_two_workers_killed_at_random_complete_every_job_exactly_once(service: A
     assert integrity_problems(lib) == []
 
 
+def test_the_api_queues_for_workers_and_a_bad_setting_is_refused(
+    service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from conftest import Cli
+    from server import Server
+
+    lib, _ = service
+    with Server(lib) as srv:
+        assert httpx.get(srv.base + "/api/backend").json()["backend"] == "workers"
+        job = httpx.post(srv.base + "/api/generate", json={"prompt": "from the web",
+                         "width": 64, "height": 64}).json()["job"]  # fmt: skip
+        worker = _worker(lib)
+        try:
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{srv.base}/api/jobs/{job}").json()["status"] != "done":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            _stop(worker)
+    monkeypatch.delenv("DREAMDEPOT_DATABASE_URL")  # an embedded library asking for workers
+    embedded = Cli(tmp_path / "embedded")
+    embedded("stats")
+    (tmp_path / "embedded" / "dreamdepot.toml").write_text('job_runner = "workers"\n')
+    assert "needs a PostgreSQL catalog" in embedded("stats", expect=1).stderr
+
+
 def test_models_route_jobs_and_cancels_hold(service: Any) -> None:
     lib, _ = service
     elsewhere = _submit(lib, "for another checkpoint", model="sd_xl_base_1.0.safetensors")

@@ -198,6 +198,10 @@ def load_settings(library_dir: Path, env: dict[str, str] | None = None) -> Setti
             setattr(s.server, f.name, _coerce(f.name, env[env_key], getattr(s.server, f.name)))
     if env.get("DREAMDEPOT_DATABASE_URL"):
         s.database = env["DREAMDEPOT_DATABASE_URL"]
+    if s.job_runner not in ("server", "workers"):
+        raise ConfigError(f"job_runner: expected server or workers, got {s.job_runner!r}")
+    if s.job_runner == "workers" and not s.database:
+        raise ConfigError('job_runner = "workers" needs a PostgreSQL catalog (database = "…")')
     for name in PATH_SETTINGS:
         if value := getattr(s, name):
             setattr(s, name, str(library_dir / Path(value).expanduser()))

@@ -82,7 +82,7 @@ def _generate_now(
                     progress.update(task, completed=float(data["progress"]) * 100)
 
             queue.notify = show
-            job = job_row(queue.conn, job_id) or {} if remote else queue.run(job_id)
+            job = (job_row(queue.conn, job_id) or {}) if remote else queue.run(job_id)
             while job.get("status") in ("queued", "running"):  # a server claimed it first
                 time.sleep(0.2)
                 job = job_row(queue.conn, job_id) or {}

@@ -13,11 +13,11 @@ and ``model:`` show it). A worker listens only on the queues of the models it ha
 worker without the requested model never takes the job, and a job for the model a worker
 has loaded is never sent to one that would have to load another.
 
-Recovery (:func:`requeue_orphans`, run by every worker every few seconds and at server
-start): a job whose worker died is re-queued once its owner is gone — a dead pid on the same
-host at once, another host's after its heartbeat lapses (the lease) — and its procrastinate
-job, left ``doing`` by the dead worker, is marked failed; a queued row that has no waiting
-procrastinate job (its process died between the two writes) gets one. Each procrastinate job
+Recovery (:func:`requeue_orphans`, run by every worker every few seconds): a job whose
+worker died is re-queued once its owner is gone — a dead pid on the same host at once,
+another host's after its heartbeat lapses — and its procrastinate job, left ``doing`` by the
+dead worker, is marked failed; a queued row that has no waiting procrastinate job (its
+process died between the two writes) gets one. Each procrastinate job
 carries a queueing lock per job id, so a job is never waiting twice.
 """
 

@@ -141,11 +141,8 @@ class JobQueue:
         settings = load_settings(library_dir)
         self.catalog_where = catalog_where or settings.database or library_dir / "catalog.sqlite"
         # with workers, a submitted job is also put in the PostgreSQL queue they take from
+        # (load_settings refuses job_runner = "workers" without a PostgreSQL catalog)
         self.dispatch_url = settings.database if settings.job_runner == "workers" else None
-        if settings.job_runner not in ("server", "workers"):
-            raise ValueError(f"job_runner: expected server or workers, got {settings.job_runner!r}")
-        if self.dispatch_url is None and settings.job_runner == "workers":
-            raise ValueError('job_runner = "workers" needs a PostgreSQL catalog (database)')
         self.backend = backend
         self.max_batch = max_batch
         self.notify = notify or (lambda kind, data: None)

@@ -92,6 +92,8 @@ class GenerateBody(BaseModel):
 def backend_info(request: Request) -> dict[str, Any]:
     """Whether generation is available, and the back end's models (for the UI)."""
     st = state(request)
+    if st.settings.job_runner == "workers":  # the workers have the back ends and models
+        return {"available": True, "backend": "workers", "models": []}
     try:
         backend = make_backend(st.settings)
     except NoBackend as exc:
