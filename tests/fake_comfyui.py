@@ -395,6 +395,23 @@ def make_app(
     def models(folder: str) -> list[str]:
         return {"checkpoints": ckpts, "upscale_models": UPSCALE_MODELS}.get(folder, [])
 
+    @app.get("/system_stats")
+    def system_stats() -> dict[str, Any]:  # the shape ComfyUI's server.py answers
+        return {
+            "system": {"os": "posix", "python_version": "3.11", "comfyui_version": "0.3.40"},
+            "devices": [
+                {
+                    "name": "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
+                    "type": "cuda",
+                    "index": 0,
+                    "vram_total": 25_393_692_672,
+                    "vram_free": 23_000_000_000,
+                    "torch_vram_total": 0,
+                    "torch_vram_free": 0,
+                }
+            ],
+        }
+
     @app.post("/interrupt")
     def interrupt() -> dict[str, Any]:
         if st["running"] is not None:  # only the prompt running now

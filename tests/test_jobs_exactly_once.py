@@ -65,10 +65,10 @@ def test_killed_generations_complete_exactly_once(
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             assert integrity_problems(lib) == []
-        states = [j["status"] for j in cli.json("jobs", "--json")]
+        states = [j["status"] for j in cli.json("jobs", "--json")["jobs"]]
         assert states, "no kill came after a job was queued"
         cli("jobs", "--run")
-        jobs = cli.json("jobs", "--json")
+        jobs = cli.json("jobs", "--json")["jobs"]
     conn = catalog(lib)
     assert {j["status"] for j in jobs} == {"done"}, [(j["id"], j["status"]) for j in jobs]
     for j in jobs:
@@ -108,5 +108,5 @@ def test_a_live_process_keeps_its_job_and_dead_cancels_stay_cancelled(cli: Cli) 
                 "?, ?, 1, ?)",
                 (request, status, owner, now, cancel, now),
             )
-    states = {j["id"]: j["status"] for j in cli.json("jobs", "--json")}
+    states = {j["id"]: j["status"] for j in cli.json("jobs", "--json")["jobs"]}
     assert states == {1: "running", 2: "queued", 3: "cancelled", 4: "running"}

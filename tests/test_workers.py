@@ -3,7 +3,9 @@ processes take jobs from the shared queue, two at once, one of them SIGKILLed at
 points and started again: every job completes exactly once (its images all there, none
 twice) and the catalog stays sound; a worker without the requested model never takes the
 job; a job cancelled while queued never produces an image, one cancelled while it runs on a
-worker stops there."""
+worker stops there; users take turns and interactive jobs go before background ones; a
+worker advertises itself, its progress reaches a server's event stream, and on SIGTERM it
+gives its job back and exits."""
 
 from __future__ import annotations
 
@@ -200,3 +202,117 @@ def test_models_route_jobs_and_cancels_hold(service: Any) -> None:
     made = {r[0] for r in conn.execute("SELECT DISTINCT job_id FROM images")}
     conn.close()
     assert made == {mine}
+
+
+def _user(lib: Path, name: str) -> int:
+    conn = catalog(lib)
+    try:
+        with conn:
+            row = conn.execute(
+                "INSERT INTO users(name, display_name, role, created_at) VALUES (?, ?, "
+                "'member', ?) RETURNING id",
+                (name, name.title(), time.time()),
+            ).fetchone()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+def test_users_take_turns_interactive_before_background_and_limits_hold(service: Any) -> None:
+    from dreamdepot.generate.base import GenerateRequest
+    from dreamdepot.generate.dispatch import Workers
+    from dreamdepot.generate.jobs import JobQueue
+    from dreamdepot.generate.scheduling import QueueFull
+
+    lib, _ = service
+    with (lib / "dreamdepot.toml").open("a", encoding="utf-8") as f:
+        f.write("max_queued_per_user = 6\n")
+    alice, bob = _user(lib, "alice"), _user(lib, "bob")
+    queue = JobQueue(lib, Workers())
+    try:
+
+        def submit(who: int, prompt: str, background: bool = False) -> int:
+            req = GenerateRequest(prompt=prompt, width=64, height=64, steps=20)
+            return queue.submit(req, user_id=who, background=background)
+
+        batch = submit(bob, "bob's overnight batch", background=True)
+        alices = [submit(alice, f"alice {k}") for k in range(6)]
+        with pytest.raises(QueueFull, match="the limit is 6"):  # a seventh waiting: refused
+            submit(alice, "alice 6")
+        late = [submit(bob, f"bob {k}") for k in range(3)]
+    finally:
+        queue.close()
+    worker = _worker(lib)
+    try:
+        deadline = time.monotonic() + 90
+        while any(s != "done" for s in _statuses(lib).values()):
+            assert time.monotonic() < deadline, _statuses(lib)
+            time.sleep(0.2)
+    finally:
+        _stop(worker)
+    conn = catalog(lib)
+    order = [int(r[0]) for r in conn.execute("SELECT id FROM jobs ORDER BY started_at")]
+    conn.close()
+    a, b = alices, late
+    assert order == [a[0], b[0], a[1], b[1], a[2], b[2], a[3], a[4], a[5], batch], order
+
+
+def test_a_worker_advertises_itself_reports_progress_and_gives_back_on_sigterm(
+    service: Any,
+) -> None:
+    import json
+
+    import httpx
+
+    from conftest import Cli
+    from server import Server
+
+    lib, _ = service
+    cli = Cli(lib)
+    queued = cli.json("generate", "a slow lighthouse", "--size", "64x64", "--steps", "400",
+                      "--no-cache", "--no-wait", "--json")  # fmt: skip
+    assert queued["state"] == "queued" and queued["id"] > 0
+    events: list[dict[str, Any]] = []
+    with Server(lib) as srv:
+        worker = _worker(lib, "--metrics-port", "0", "--shutdown-timeout", "1")
+        try:
+            with httpx.stream("GET", srv.base + "/api/events", timeout=60) as stream:
+                kind = ""
+                for line in stream.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind == "job":
+                        events.append(json.loads(line[6:]))
+                        if events[-1].get("progress", 0) > 0.2:
+                            break
+            listing = httpx.get(srv.base + "/api/jobs").json()
+            assert listing["queues"]["generate"] == {"queued": 0, "running": 1}
+            assert listing["users"]["(local)"]["running"] == 1
+            (me,) = listing["workers"]
+            assert me["alive"] and me["backend"] == "a1111" and me["running"] == [queued["id"]]
+            assert "v1-5-pruned-emaonly" in " ".join(me["models"])
+            metrics = httpx.get(srv.base + "/metrics").text
+            assert 'dreamdepot_jobs{state="running"} 1.0' in metrics
+            assert (
+                'dreamdepot_http_request_duration_seconds_count{method="GET",route="/api/jobs"'
+                in metrics
+            )
+            started = time.monotonic()
+            _stop(worker)  # SIGTERM mid-job: the job outlasts the 1 s it may take to finish
+            assert time.monotonic() - started < 20
+        finally:
+            _stop(worker, signal.SIGKILL)
+    assert {e["id"] for e in events} == {queued["id"]}
+    assert any(0 < e.get("progress", 0) < 1 for e in events)  # from the worker, relayed
+    job = cli.json("jobs", str(queued["id"]), "--json")
+    assert job["state"] == "queued" and "stopped" in job["error"], job  # given back
+    again = _worker(lib)
+    try:
+        deadline = time.monotonic() + 60
+        while (job := cli.json("jobs", str(queued["id"]), "--json"))["state"] != "done":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+    finally:
+        _stop(again)
+    assert job["worker"] and "/" in job["worker"]
+    assert cli.json("jobs", "--json")["workers"] == []  # both said goodbye

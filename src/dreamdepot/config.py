@@ -39,6 +39,7 @@ stealth_check = true
 # a1111_url = "http://127.0.0.1:7860"
 # a1111_auth = "user:password"
 # max_batch = 8
+# max_queued_per_user = 100   # waiting or running generation jobs per user (0: no limit)
 # backend_timeout = 600   # seconds one generation may take before the job fails
 # Or ComfyUI (started normally; templates: a folder with txt2img.json, img2img.json,
 # upscale.json in API format, using {{prompt}}, {{negative}}, {{seed}}, {{steps}}, {{cfg}},
@@ -117,6 +118,8 @@ class Settings:
     # who runs generation jobs: "server" (the process that takes the request; the default)
     # or "workers" (`dreamdepot worker` processes, through a queue on a PostgreSQL catalog)
     job_runner: str = "server"
+    # how many generation jobs one user may have waiting or running at once (0: no limit)
+    max_queued_per_user: int = 100
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

@@ -54,9 +54,12 @@ def _generate_now(
     url: str | None,
     auth: str | None,
     model: str | None = None,
+    wait: bool = True,
+    background: bool = False,
 ) -> dict[str, Any]:
     """Queue a request and run it in this process with a progress bar (or, with
-    ``job_runner = "workers"``, wait while a worker runs it); the finished job."""
+    ``job_runner = "workers"``, wait while a worker runs it); the finished job. Without
+    ``wait``, the queued job (a worker, a server or ``dreamdepot jobs --run`` runs it)."""
     from dreamdepot.generate.base import Backend
     from dreamdepot.generate.dispatch import Workers
     from dreamdepot.generate.jobs import JobQueue, job_row
@@ -71,9 +74,11 @@ def _generate_now(
     queue = JobQueue(lib.path, engine, lib.settings.max_batch, catalog_where=lib.catalog.where)
     try:
         try:
-            job_id = queue.submit(req)
+            job_id = queue.submit(req, background=background)
         except ValueError as exc:
             fail(f"invalid request: {exc}", 2)
+        if not wait:
+            return job_row(queue.conn, job_id) or {}
         with _scan_progress() as progress:
             task = progress.add_task(f"Generating (job {job_id})", total=100)
 
@@ -89,6 +94,8 @@ def _generate_now(
                 progress.update(task, completed=float(job.get("progress") or 0) * 100)
     finally:
         queue.close()
+    if job.get("status") == "queued":
+        return job
     job["paths"] = [
         f["path"] for i in job["image_ids"] for f in catalog_images.paths_of(lib.conn, i)
     ]
@@ -96,6 +103,12 @@ def _generate_now(
 
 
 def _print_job(job: dict[str, Any], as_json: bool) -> None:
+    if job.get("status") == "queued":  # --no-wait
+        if as_json:
+            sys.stdout.write(json_text(job, default=str) + "\n")
+        else:
+            console.print(f"Job {job['id']} queued (follow it: dreamdepot jobs {job['id']})")
+        return
     if as_json:
         sys.stdout.write(
             json_text(
@@ -145,6 +158,12 @@ def generate(
         bool, typer.Option("--no-cache", help="Do not answer from the library.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job and image paths.")] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Queue the job, print it and return.")
+    ] = False,
+    background: Annotated[
+        bool, typer.Option("--background", help="Queue behind interactive requests.")
+    ] = False,
 ) -> None:
     """Generate images through the configured back end (the dream cache answers first)."""
     from dreamdepot.generate.base import GenerateRequest
@@ -216,7 +235,10 @@ def generate(
             sampler=sampler,
             scheduler=scheduler,
         )
-        _print_job(_generate_now(lib, req, backend, backend_url, api_auth, model), as_json)
+        job = _generate_now(
+            lib, req, backend, backend_url, api_auth, model, not no_wait, background
+        )
+        _print_job(job, as_json)
 
 
 @app.command()
@@ -306,6 +328,7 @@ def jobs(
     """Recent generation jobs and their state. Jobs left running by a process that has
     ended are queued again first (a running job of a live process is left alone)."""
     from dreamdepot.generate.jobs import JobQueue, job_row, recover_jobs
+    from dreamdepot.generate.observe import queue_summary
 
     with open_library() as lib:
         recovered = recover_jobs(lib.catalog)
@@ -336,13 +359,36 @@ def jobs(
         else:
             ids = [r[0] for r in lib.conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 50")]
             rows = [j for j in (job_row(lib.conn, i) for i in ids) if j is not None]
+        summary = queue_summary(lib.conn)
     if as_json:
-        sys.stdout.write(json_text(rows, default=str) + "\n")
+        sys.stdout.write(json_text({"jobs": rows, **summary}, default=str) + "\n")
         return
     for j in rows:
+        where = f" on {j['worker']}" if j["status"] == "running" and j["worker"] else ""
         console.print(
-            f"#{j['id']} {j['kind']} {j['status']} {j['progress']:.0%} "
+            f"#{j['id']} {j['kind']} {j['status']}{escape(where)} {j['progress']:.0%} "
             f"{escape(j['request'].get('prompt', '')[:60])} {escape(j['error'] or '')}",
+            highlight=False,
+        )
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """Queue depth per queue and per user, and the workers (what ``jobs`` adds to its list)."""
+    for title, key in (("queue", "queues"), ("user", "users")):
+        for name, n in summary[key].items():
+            console.print(
+                f"{title} {escape(name)}: {n['queued']} queued, {n['running']} running",
+                highlight=False,
+            )
+    for w in summary["workers"]:
+        state = "alive" if w["alive"] else "gone"
+        device = f", {w['device']}" if w["device"] else ""
+        vram = f" ({w['vram_bytes'] / 2**30:.0f} GiB)" if w["vram_bytes"] else ""
+        running = f", running {w['running']}" if w["running"] else ""
+        console.print(
+            f"worker {escape(w['name'])} ({state}): {w['backend']}{escape(device)}{vram}, "
+            f"models {escape(', '.join(w['models']) or '-')}{running}",
             highlight=False,
         )
 
@@ -360,19 +406,36 @@ def worker(
         str,
         typer.Option("--queues", help="Which kinds of job to take: generate, upscale."),
     ] = "generate,upscale",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve Prometheus metrics on this port."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics port binds.")
+    ] = "127.0.0.1",
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option("--shutdown-timeout", help="Seconds a job may take to finish after SIGTERM."),
+    ] = 15.0,
 ) -> None:
     """Run jobs from the shared queue of a PostgreSQL catalog (``job_runner = "workers"``),
     on this machine's back end, loaded once, until SIGTERM or Ctrl-C. Takes only jobs for
-    the models this back end has (and jobs that name none)."""
+    the models this back end has (and jobs that name none); advertises its back end, models
+    and device in ``dreamdepot jobs``. On SIGTERM it finishes its job if it can within 15 s
+    (``--shutdown-timeout``), else gives it back to the queue, and exits."""
+    import contextlib
+    import os
+    import socket
+
     from dreamdepot.catalog.db import Catalog
+    from dreamdepot.generate import dispatch
     from dreamdepot.generate.base import BackendError
-    from dreamdepot.generate.dispatch import QUEUES, queues_for_models, run_worker
     from dreamdepot.generate.jobs import JobQueue
     from dreamdepot.generate.service import NoBackend, make_backend
 
     kinds = tuple(k.strip() for k in queues.split(",") if k.strip())
-    if not kinds or any(k not in QUEUES for k in kinds):
-        fail(f"--queues: expected some of {', '.join(QUEUES)}, got {queues!r}", 2)
+    if not kinds or any(k not in dispatch.QUEUES for k in kinds):
+        fail(f"--queues: expected some of {', '.join(dispatch.QUEUES)}, got {queues!r}", 2)
     with open_library() as lib:
         url = lib.settings.database
         if not url:
@@ -380,12 +443,49 @@ def worker(
         try:
             engine = make_backend(lib.settings, backend, backend_url, api_auth, model=model)
             models = [model] if model else engine.models()
+            info = getattr(engine, "device_info", None)
+            device = info() if info else (None, None)
         except (NoBackend, BackendError) as exc:
             fail(str(exc), 2)
-        names = queues_for_models(models, kinds)
-        queue = JobQueue(lib.path, engine, lib.settings.max_batch, catalog_where=url)
-        err_console.print(f"worker: {engine.name} back end, queues {', '.join(names)}")
+        names = dispatch.queues_for_models(models, kinds)
+        name = f"{socket.gethostname()}/{os.getpid()}"
+        publisher = dispatch.Publisher(url)
+        queue = JobQueue(
+            lib.path, engine, lib.settings.max_batch, notify=publisher, catalog_where=url
+        )
+        queue.worker_name = name
+        dispatch.register(lib.catalog, name, engine.name, models, names, device)
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr=metrics_host)
+        where = f" on {device[0]}" if device[0] else ""
+        err_console.print(f"worker {name}: {engine.name}{where}, queues {', '.join(names)}")
+
+        def stopped() -> None:
+            """After SIGTERM: a job still running is given back, and the process ends now
+            (its thread may still be inside the back end; waiting for it could take long)."""
+            released = queue.release()
+            if released:
+                err_console.print(f"worker {name}: gave back job(s) {released}")
+                with contextlib.closing(Catalog.open(url, library_dir=lib.path)) as cat:
+                    dispatch.requeue_orphans(url, cat)
+                    dispatch.unregister(cat, name)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+
         try:
-            run_worker(url, lambda: Catalog.open(url, library_dir=lib.path), queue.run, names)
+            dispatch.run_worker(
+                url,
+                lambda: Catalog.open(url, library_dir=lib.path),
+                queue.run,
+                names,
+                name=name,
+                shutdown_timeout=shutdown_timeout,
+                on_stopped=stopped,
+            )
         finally:
+            dispatch.unregister(lib.catalog, name)
             queue.close()
+            publisher.close()

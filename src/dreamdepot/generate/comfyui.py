@@ -135,6 +135,12 @@ class ComfyUIBackend:
         r = self._request("GET", "/models/checkpoints")
         return [str(m) for m in r.json()]
 
+    def device_info(self) -> tuple[str | None, int | None]:
+        """The server's first device and its memory, from ComfyUI's ``/system_stats``."""
+        devices = self._request("GET", "/system_stats").json().get("devices") or [{}]
+        vram = devices[0].get("vram_total")
+        return devices[0].get("name"), int(vram) if isinstance(vram, int | float) else None
+
     def progress(self) -> float:
         return self._progress
 

@@ -108,6 +108,18 @@ class DiffusersBackend:
         self.device = device
         return pipe
 
+    def device_info(self) -> tuple[str | None, int | None]:
+        """Load the pipeline now (a worker loads once, before its first job) and say where it
+        runs: the device and, on CUDA, its memory."""
+        import torch
+
+        with self._lock:
+            self._ensure()
+        if str(self.device).startswith("cuda"):
+            props = torch.cuda.get_device_properties(torch.device(self.device))
+            return f"{self.device} {props.name}", int(props.total_memory)
+        return str(self.device), None
+
     def _ensure(self) -> Any:
         if self._pipe is None:
             self._load()

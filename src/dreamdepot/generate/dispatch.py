@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 TASK = "dreamdepot.run_job"
 QUEUES = ("generate", "upscale")
 MAINTENANCE_SECONDS = 3.0
+CHANNEL = "dreamdepot_jobs"  # NOTIFY channel of job events, relayed to servers' SSE streams
+PROGRESS_EVERY = 0.25  # seconds between a running job's progress writes
 
 
 def _procrastinate() -> Any:
@@ -129,13 +131,17 @@ def ensure_schema(url: str) -> None:
     _schema_ready.add(url)
 
 
-def defer(url: str, job_id: int, kind: str, model: str | None) -> bool:
-    """Put job ``job_id`` in its queue; False when it is already waiting there."""
+def defer(url: str, job_id: int, kind: str, model: str | None, priority: int = 0) -> bool:
+    """Put job ``job_id`` in its queue at ``priority`` (its row's: see scheduling.py);
+    False when it is already waiting there."""
     procrastinate = _procrastinate()
     ensure_schema(url)
     with _sync_app(url) as app:
         task = app.configure_task(
-            name=TASK, queue=queue_for(kind, model), queueing_lock=f"job-{job_id}"
+            name=TASK,
+            queue=queue_for(kind, model),
+            queueing_lock=f"job-{job_id}",
+            priority=priority,
         )
         try:
             task.defer(job_id=job_id)
@@ -174,12 +180,127 @@ def requeue_orphans(url: str, catalog: Catalog, lease: float | None = None) -> i
         )
     }
     put_back = 0
-    for job_id, kind, request in catalog.conn.execute(
-        "SELECT id, kind, request FROM jobs WHERE status = 'queued'"
+    for job_id, kind, request, priority in catalog.conn.execute(
+        "SELECT id, kind, request, priority FROM jobs WHERE status = 'queued'"
     ).fetchall():
         if int(job_id) not in waiting:
-            put_back += defer(url, int(job_id), kind, json.loads(request).get("model"))
+            model = json.loads(request).get("model")
+            put_back += defer(url, int(job_id), kind, model, int(priority))
     return put_back
+
+
+# -- what workers have, and what they are doing -----------------------------------------------
+
+
+def register(
+    catalog: Catalog,
+    name: str,
+    backend: str,
+    models: list[str],
+    queues: list[str],
+    device: tuple[str | None, int | None] = (None, None),
+) -> None:
+    """Advertise a worker: its back end, models, device and memory, and its queues."""
+    import json
+    import os
+    import socket
+
+    now = time.time()
+    with catalog.transaction() as conn:
+        conn.execute(
+            "INSERT INTO workers(name, host, pid, backend, models, device, vram_bytes, queues,"
+            " started_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO "
+            "UPDATE SET backend = excluded.backend, models = excluded.models, device = "
+            "excluded.device, vram_bytes = excluded.vram_bytes, queues = excluded.queues, "
+            "started_at = excluded.started_at, seen_at = excluded.seen_at",
+            (
+                name,
+                socket.gethostname(),
+                os.getpid(),
+                backend,
+                json.dumps(models),
+                device[0],
+                device[1],
+                json.dumps(queues),
+                now,
+                now,
+            ),
+        )
+
+
+def seen(catalog: Catalog, name: str) -> None:
+    with catalog.transaction() as conn:
+        conn.execute("UPDATE workers SET seen_at = ? WHERE name = ?", (time.time(), name))
+
+
+def unregister(catalog: Catalog, name: str) -> None:
+    with catalog.transaction() as conn:
+        conn.execute("DELETE FROM workers WHERE name = ?", (name,))
+
+
+class Publisher:
+    """A worker's job events, published through the database: a running job's progress is
+    kept on its row (at most every :data:`PROGRESS_EVERY` s) and every event goes out on
+    ``NOTIFY dreamdepot_jobs``, which each server relays to its ``/api/events`` stream —
+    so progress shows wherever the request came from, whichever worker runs it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._last: dict[int, float] = {}
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        import json
+
+        import psycopg
+
+        job_id = int(data.get("id") or 0)
+        running = data.get("status") == "running" and data.get("progress") is not None
+        now = time.monotonic()
+        if running and now - self._last.get(job_id, 0.0) < PROGRESS_EVERY:
+            return
+        self._last[job_id] = now
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self.url, autocommit=True)
+                if running:
+                    self._conn.execute(
+                        "UPDATE jobs SET progress = %s WHERE id = %s AND status = 'running'",
+                        (float(data["progress"]), job_id),
+                    )
+                payload = json.dumps({"kind": kind, "data": data}, default=str)
+                self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload[:7900]))
+            except psycopg.Error:  # progress is advisory: the job's own writes are not
+                log.warning("could not publish job %s's progress", job_id, exc_info=True)
+                self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+
+def relay(url: str, publish: Callable[[str, dict[str, Any]], None], stop: threading.Event) -> None:
+    """Forward the job events workers NOTIFY to ``publish`` (the server's event bus) until
+    ``stop``; reconnects after a lost connection."""
+    import json
+
+    import psycopg
+
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                while not stop.is_set():
+                    for note in conn.notifies(timeout=1.0):
+                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                            message = json.loads(note.payload)
+                            publish(str(message["kind"]), dict(message["data"]))
+        except psycopg.Error:
+            log.warning("job event relay lost its connection; reconnecting", exc_info=True)
+            stop.wait(1.0)
 
 
 def run_worker(
@@ -191,9 +312,16 @@ def run_worker(
     stop: threading.Event | None = None,
     heartbeat: float = 2.0,
     lease: float = 10.0,
+    name: str | None = None,
+    shutdown_timeout: float = 15.0,
+    on_stopped: Callable[[], None] | None = None,
 ) -> None:
     """Take jobs from ``queues`` and run each through ``run_job`` until SIGTERM/SIGINT (or
-    ``stop``); every few seconds, recover the jobs of workers that died."""
+    ``stop``); every few seconds, say this worker is alive (``name`` in ``workers``) and
+    recover the jobs of workers that died. On SIGTERM a running job gets
+    ``shutdown_timeout`` seconds to finish; then procrastinate abandons it and
+    ``on_stopped`` runs, while the job's thread may still be inside the back end (a sync
+    task's thread cannot be stopped: the caller gives the job back and exits)."""
     procrastinate = _procrastinate()
     ensure_schema(url)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
@@ -210,6 +338,8 @@ def run_worker(
         try:
             while not done.wait(MAINTENANCE_SECONDS):
                 try:
+                    if name:
+                        seen(catalog, name)
                     requeue_orphans(url, catalog, lease)
                 except Exception:  # the next round tries again
                     log.exception("recovering dead workers' jobs failed")
@@ -218,18 +348,58 @@ def run_worker(
 
     keeper = threading.Thread(target=maintain, name="dreamdepot-recovery", daemon=True)
     keeper.start()
-    try:
-        with app.open():
-            app.run_worker(
-                queues=queues,
-                concurrency=concurrency,
-                wait=True,
-                name=f"dreamdepot-worker-{time.time():.0f}",
-                update_heartbeat_interval=heartbeat,
-                stalled_worker_timeout=lease,
-                fetch_job_polling_interval=1.0,
-                abort_job_polling_interval=1.0,
+
+    async def serve() -> None:
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        async with app.open_async():
+            worker = asyncio.create_task(
+                app.run_worker_async(
+                    queues=queues,
+                    concurrency=concurrency,
+                    wait=True,
+                    name=name or f"dreamdepot-worker-{time.time():.0f}",
+                    shutdown_graceful_timeout=shutdown_timeout,
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=heartbeat,
+                    stalled_worker_timeout=lease,
+                    fetch_job_polling_interval=1.0,
+                    abort_job_polling_interval=1.0,
+                )
             )
-    finally:
-        done.set()
-        keeper.join(MAINTENANCE_SECONDS + 5)
+            # procrastinate stops taking jobs when its task is cancelled and waits for the
+            # running one; a sync job's thread cannot be interrupted, so past the timeout
+            # on_stopped runs from a timer (the caller gives the job back and exits)
+            deadline: list[threading.Timer] = []
+
+            def on_signal() -> None:
+                if not deadline and on_stopped is not None:
+                    deadline.append(threading.Timer(shutdown_timeout + 1.0, on_stopped))
+                    deadline[0].daemon = True
+                    deadline[0].start()
+                worker.cancel()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal)
+            watch_stop = loop.run_in_executor(None, done.wait)
+            try:
+                finished, _ = await asyncio.wait(
+                    {worker, watch_stop}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if worker not in finished:  # ``stop`` was set by the caller
+                    worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            finally:
+                for timer in deadline:
+                    timer.cancel()
+                done.set()
+                keeper.join(MAINTENANCE_SECONDS + 5)
+                if on_stopped is not None:
+                    on_stopped()
+
+    import asyncio
+
+    asyncio.run(serve())

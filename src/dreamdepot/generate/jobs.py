@@ -40,10 +40,12 @@ from dreamdepot.catalog.engine import errors as db_errors
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.config import load_settings
 from dreamdepot.generate.base import Backend, BackendError, BackendResult, GenerateRequest
+from dreamdepot.generate.scheduling import check_limit, next_priority
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
 from dreamdepot.ingest.pipeline import Indexer, Root
 from dreamdepot.media.writers import png_bytes, png_with_texts
+from dreamdepot.metrics import JOB_SECONDS
 
 MAX_ATTEMPTS = 2
 HEARTBEAT_SECONDS = 2.0
@@ -93,7 +95,7 @@ def job_row(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
     d["request"] = json.loads(d["request"])
     d["image_ids"] = json.loads(d["image_ids"]) if d["image_ids"] else []
     d["state"] = d["status"]  # the names service mode's workers use
-    d["worker"] = d["owner"]
+    d["worker"] = d["worker"] or d["owner"]
     return d
 
 
@@ -147,6 +149,9 @@ class JobQueue:
         self.max_batch = max_batch
         self.notify = notify or (lambda kind, data: None)
         self.workers = workers
+        self.max_queued = settings.max_queued_per_user
+        # who runs the jobs this queue claims, as job lists show it (a worker sets its own)
+        self.worker_name = f"{socket.gethostname()}/{os.getpid()}"
         self._lock = threading.Lock()  # one job at a time on this back end
         # Request threads submit and cancel while the worker thread runs jobs: a sqlite3
         # connection (and its transaction) must never be shared between threads.
@@ -180,8 +185,11 @@ class JobQueue:
 
     # -- queueing -------------------------------------------------------------------------
 
-    def submit(self, req: GenerateRequest) -> int:
-        """Validate (ValueError naming the field) and queue; returns the job id."""
+    def submit(
+        self, req: GenerateRequest, user_id: int | None = None, background: bool = False
+    ) -> int:
+        """Validate (ValueError naming the field; QueueFull past the user's limit) and queue
+        at the place round-robin gives it (see scheduling.py); returns the job id."""
         req.validate(self.max_batch)
         if (
             req.parent_id is not None
@@ -191,21 +199,50 @@ class JobQueue:
         ):
             raise ValueError(f"parent_id: no image {req.parent_id}")
         with self.catalog.transaction() as conn:
+            check_limit(conn, user_id, self.max_queued)
+            priority = next_priority(conn, user_id, background)
             job_id = conn.execute(
-                "INSERT INTO jobs(kind, backend, request, created_at) VALUES (?, ?, ?, ?) "
-                "RETURNING id",
-                (req.kind, self.backend.name, json.dumps(req.to_dict()), time.time()),
+                "INSERT INTO jobs(kind, backend, request, created_at, user_id, priority) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    req.kind,
+                    self.backend.name,
+                    json.dumps(req.to_dict()),
+                    time.time(),
+                    user_id,
+                    priority,
+                ),
             ).fetchone()[0]
         if self.dispatch_url is not None:
             from dreamdepot.generate import dispatch
 
-            dispatch.defer(self.dispatch_url, int(job_id), req.kind, req.model)
+            dispatch.defer(self.dispatch_url, int(job_id), req.kind, req.model, priority)
         self.notify("job", {"id": job_id, "status": "queued", "progress": 0.0})
         return int(job_id)
 
     def recover(self) -> int:
         """Re-queue running jobs whose owner is gone; see :func:`recover_jobs`."""
         return recover_jobs(self.catalog)
+
+    def release(self) -> list[int]:
+        """Give back the jobs this process is running (a worker told to stop before its job
+        finished): they are queued again for another process, and their attempt is not
+        counted. Files already written are found by the next attempt (job-and-index keys)."""
+        with contextlib.suppress(BackendError):
+            self.backend.cancel()
+        with self.catalog.transaction() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET status = 'queued', owner = NULL, attempts = attempts - 1, "
+                "error = 'its worker stopped; queued again' WHERE status = 'running' AND "
+                "owner = ? AND cancel_requested = 0 RETURNING id",
+                (OWNER,),
+            ).fetchall()
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', owner = NULL, finished_at = ? "
+                "WHERE status = 'running' AND owner = ?",
+                (time.time(), OWNER),
+            )
+        return [int(r[0]) for r in rows]
 
     def cancel(self, job_id: int) -> bool:
         with self.catalog.transaction() as conn:
@@ -235,7 +272,8 @@ class JobQueue:
         ran = 0
         while stop is None or not stop.is_set():
             row = self.conn.execute(
-                "SELECT id FROM jobs WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT 1",
+                "SELECT id FROM jobs WHERE status = 'queued' AND backend = ? "
+                "ORDER BY priority DESC, id LIMIT 1",
                 (self.backend.name,),
             ).fetchone()
             if row is None:
@@ -250,9 +288,9 @@ class JobQueue:
             return bool(
                 conn.execute(
                     "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1,"
-                    " progress = 0, owner = ?, heartbeat_at = ? WHERE id = ? AND "
+                    " progress = 0, owner = ?, worker = ?, heartbeat_at = ? WHERE id = ? AND "
                     "status = 'queued'",
-                    (time.time(), OWNER, time.time(), job_id),
+                    (time.time(), OWNER, self.worker_name, time.time(), job_id),
                 ).rowcount
             )
 
@@ -297,41 +335,49 @@ class JobQueue:
             job = job_row(self.conn, job_id)
             if job is None or job["status"] != "queued" or not self._claim(job_id):
                 return job_row(self.conn, job_id) or {}
-            req = GenerateRequest(**job["request"])
-            self.notify("job", {"id": job_id, "status": "running", "progress": 0.0})
-
-            def on_progress(value: float) -> None:
-                self.notify("job", {"id": job_id, "status": "running", "progress": value})
-
-            seconds = 0.0
-            try:
-                with self._heartbeat(job_id):
-                    image_ids = self._stored_results(job_id, req)
-                    if image_ids is None:  # nothing stored by an earlier attempt: generate
-                        result = self._generate(req, on_progress)
-                        seconds = result.seconds
-                        if self._cancel_requested(job_id):
-                            self._finish(job_id, "cancelled", "cancelled while running")
-                            return job_row(self.conn, job_id) or {}
-                        image_ids = self._store(job_id, req, result)
-            except BackendError as exc:
-                status = "cancelled" if self._cancel_requested(job_id) else "failed"
-                self._finish(job_id, status, str(exc))
-                return job_row(self.conn, job_id) or {}
-            except Exception as exc:  # a failed job, never a crashed worker
-                self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
-                return job_row(self.conn, job_id) or {}
-            with self.catalog.transaction() as conn:
-                conn.execute(
-                    "UPDATE jobs SET status = 'done', progress = 1, finished_at = ?, "
-                    "image_ids = ?, backend_seconds = coalesce(backend_seconds, ?), "
-                    "owner = NULL WHERE id = ?",
-                    (time.time(), json.dumps(image_ids), seconds, job_id),
-                )
-            self.notify(
-                "job", {"id": job_id, "status": "done", "progress": 1.0, "image_ids": image_ids}
+            started = time.monotonic()
+            done = self._run_claimed(job_id, job)
+            JOB_SECONDS.labels(job["kind"], self.backend.name, done.get("status", "?")).observe(
+                time.monotonic() - started
             )
+            return done
+
+    def _run_claimed(self, job_id: int, job: dict[str, Any]) -> dict[str, Any]:
+        req = GenerateRequest(**job["request"])
+        self.notify("job", {"id": job_id, "status": "running", "progress": 0.0})
+
+        def on_progress(value: float) -> None:
+            self.notify("job", {"id": job_id, "status": "running", "progress": value})
+
+        seconds = 0.0
+        try:
+            with self._heartbeat(job_id):
+                image_ids = self._stored_results(job_id, req)
+                if image_ids is None:  # nothing stored by an earlier attempt: generate
+                    result = self._generate(req, on_progress)
+                    seconds = result.seconds
+                    if self._cancel_requested(job_id):
+                        self._finish(job_id, "cancelled", "cancelled while running")
+                        return job_row(self.conn, job_id) or {}
+                    image_ids = self._store(job_id, req, result)
+        except BackendError as exc:
+            status = "cancelled" if self._cancel_requested(job_id) else "failed"
+            self._finish(job_id, status, str(exc))
             return job_row(self.conn, job_id) or {}
+        except Exception as exc:  # a failed job, never a crashed worker
+            self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
+            return job_row(self.conn, job_id) or {}
+        with self.catalog.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'done', progress = 1, finished_at = ?, "
+                "image_ids = ?, backend_seconds = coalesce(backend_seconds, ?), "
+                "owner = NULL WHERE id = ? AND owner = ?",  # not if it was given back
+                (time.time(), json.dumps(image_ids), seconds, job_id, OWNER),
+            )
+        self.notify(
+            "job", {"id": job_id, "status": "done", "progress": 1.0, "image_ids": image_ids}
+        )
+        return job_row(self.conn, job_id) or {}
 
     def _cancel_requested(self, job_id: int) -> bool:
         row = self.conn.execute(

@@ -24,6 +24,7 @@ from dreamdepot import __version__
 from dreamdepot.catalog.db import Catalog
 from dreamdepot.config import Settings, load_settings
 from dreamdepot.errors import DreamDepotError, QueryError
+from dreamdepot.metrics import RequestTimer, catalog_registry, render
 from dreamdepot.server.events import EventBus
 from dreamdepot.server.security import SecurityMiddleware
 from dreamdepot.server.store import Store
@@ -147,6 +148,13 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
         token=token,
     )
     app.state.dd.refresh_roots()
+    app.state.metrics = catalog_registry(app.state.dd.store.read)
+    if settings.job_runner == "workers":  # progress from workers on other machines → SSE
+        from dreamdepot.generate.dispatch import relay
+
+        dd = app.state.dd
+        dd.start(relay, "dreamdepot-job-events", settings.database, dd.events.publish, dd.stop)
+    app.add_middleware(RequestTimer)
     if token:
         app.add_middleware(TokenAuth, token=token)  # type: ignore[arg-type]
     # outermost: a rebinding or cross-site request is refused before anything else runs
@@ -202,6 +210,14 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
 
     for module in (images, tags, albums, prompts, semantic, generate, files, system):
         app.include_router(module.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics: jobs by state and queue, job and request durations, dream
+        cache hits and GPU-seconds saved (behind the same authentication as the API)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(render(app.state.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def index() -> Response:

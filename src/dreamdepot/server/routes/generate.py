@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from dreamdepot.generate.base import BackendError, GenerateRequest
 from dreamdepot.generate.jobs import JobQueue, job_row
+from dreamdepot.generate.observe import queue_summary
+from dreamdepot.generate.scheduling import QueueFull
 from dreamdepot.generate.service import NoBackend, make_backend
 from dreamdepot.server.app import AppState, state
 
@@ -86,6 +88,8 @@ class GenerateBody(BaseModel):
     scale: float = 2.0
     upscaler: str | None = Field(None, max_length=NAME_MAX)
     parent_id: int | None = None
+    # queued behind every interactive request (batches, prefill)
+    background: bool = False
 
 
 @router.get("/backend")
@@ -110,7 +114,7 @@ def submit(request: Request, body: GenerateBody) -> dict[str, Any]:
     """Queue a generation (422 naming the field when a parameter is invalid)."""
     st = state(request)
     queue, wake = queue_for(st)
-    req = GenerateRequest(**body.model_dump())
+    req = GenerateRequest(**body.model_dump(exclude={"background"}))
     if req.kind != "txt2img" and req.parent_id is not None and not req.prompt:
         row = (
             st.store.read()
@@ -122,15 +126,20 @@ def submit(request: Request, body: GenerateBody) -> dict[str, Any]:
             .fetchone()
         )
         req.prompt = row[0] if row and row[0] else ""
-    job_id = submit_or_422(queue, req)
+    job_id = submit_or_422(queue, req, background=body.background)
     wake.set()
     return {"job": job_id}
 
 
-def submit_or_422(queue: JobQueue, req: GenerateRequest) -> int:
-    """Queue ``req``; an invalid parameter is a 422 naming its field."""
+def submit_or_422(
+    queue: JobQueue, req: GenerateRequest, user_id: int | None = None, background: bool = False
+) -> int:
+    """Queue ``req``; an invalid parameter is a 422 naming its field, a user with too many
+    jobs waiting gets 429."""
     try:
-        return queue.submit(req)
+        return queue.submit(req, user_id=user_id, background=background)
+    except QueueFull as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from exc
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise HTTPException(422, {"message": str(exc), "field": field}) from exc
@@ -138,12 +147,15 @@ def submit_or_422(queue: JobQueue, req: GenerateRequest) -> int:
 
 @router.get("/jobs")
 def list_jobs(request: Request) -> dict[str, Any]:
+    """The latest jobs, and the queue: depth per queue and per user, the workers and what
+    they run, the latest failures with their reasons."""
     conn = state(request).store.read()
     return {
         "jobs": [
             job_row(conn, r[0])
             for r in conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 100")
-        ]
+        ],
+        **queue_summary(conn),
     }
 
 
