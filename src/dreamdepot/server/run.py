@@ -87,6 +87,7 @@ def run_server(
         opened = url + (f"?token={token}" if token else "")
         threading.Timer(1.0, lambda: webbrowser.open(opened)).start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # an open event stream (a browser tab) must not hold a stopping server up
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     finally:
         st.shutdown()
