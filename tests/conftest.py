@@ -45,8 +45,8 @@ class Cli:
         self.library_path = library_path
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, expect: int = 0) -> Any:
-        result = self.runner.invoke(app, ["--library", str(self.library_path), *args])
+    def __call__(self, *args: str, expect: int = 0, input: str | None = None) -> Any:
+        result = self.runner.invoke(app, ["--library", str(self.library_path), *args], input=input)
         if result.exit_code != expect:
             raise AssertionError(
                 f"dreamdepot {' '.join(args)} exited {result.exit_code} (expected {expect})\n"

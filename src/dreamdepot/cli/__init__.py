@@ -1,5 +1,6 @@
 """The ``dreamdepot`` command line. Each command is a few lines calling the library; the
-commands live in one module per group (library, tagging, generation, semantic, serving)."""
+commands live in one module per group (library, tagging, generation, semantic, serving,
+accounts)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dreamdepot.terminal import escape
 __all__ = ["app", "main"]
 
 # importing a group registers its commands; `dreamdepot --help` lists them in this order
-for _group in ("library", "tagging", "generation", "semantic", "serving"):
+for _group in ("library", "tagging", "generation", "semantic", "serving", "accounts"):
     importlib.import_module(f"dreamdepot.cli.{_group}")
 
 

@@ -217,7 +217,7 @@ class JobQueue:
             from dreamdepot.generate import dispatch
 
             dispatch.defer(self.dispatch_url, int(job_id), req.kind, req.model, priority)
-        self.notify("job", {"id": job_id, "status": "queued", "progress": 0.0})
+        self.notify("job", {"id": job_id, "status": "queued", "progress": 0.0, "user_id": user_id})
         return int(job_id)
 
     def recover(self) -> int:
@@ -505,8 +505,9 @@ class JobQueue:
                     (root.id, rel),
                 ).fetchone()
                 conn.execute(
-                    "UPDATE images SET parent_id = ?, job_id = ?, job_index = ? WHERE id = ?",
-                    (req.parent_id, job_id, index, row[0]),
+                    "UPDATE images SET parent_id = ?, job_id = ?, job_index = ?, owner_id = "
+                    "(SELECT user_id FROM jobs WHERE id = ?) WHERE id = ?",
+                    (req.parent_id, job_id, index, job_id, row[0]),
                 )
                 ids.append(int(row[0]))
         return ids

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -103,6 +103,10 @@ class TokenAuth(BaseHTTPMiddleware):
         return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        from dreamdepot.accounts import has_accounts
+
+        if has_accounts(state(request).store.read()):  # users sign in: AccountAuth decided
+            return await call_next(request)
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
         query_token = request.query_params.get("token")
@@ -120,6 +124,8 @@ class TokenAuth(BaseHTTPMiddleware):
 
 
 def create_app(library_path: Path, token: str | None = None) -> FastAPI:
+    from dreamdepot.server import accounts as account_routes
+    from dreamdepot.server.accounts import AccountAuth, enforce_policy
     from dreamdepot.server.routes import (
         albums,
         files,
@@ -139,6 +145,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
         version=__version__,
         description="Browse, search and tag a library of AI-generated images.",
         redirect_slashes=False,
+        dependencies=[Depends(enforce_policy)],
     )
     app.state.dd = AppState(
         library_path=library_path,
@@ -157,6 +164,8 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
     app.add_middleware(RequestTimer)
     if token:
         app.add_middleware(TokenAuth, token=token)  # type: ignore[arg-type]
+    # with users, each request names one (API key or session) and each route has a policy
+    app.add_middleware(AccountAuth, fastapi_app=app)
     # outermost: a rebinding or cross-site request is refused before anything else runs
     app.add_middleware(SecurityMiddleware, allowed_hosts=settings.server.allowed_hosts)
 
@@ -210,6 +219,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
 
     for module in (images, tags, albums, prompts, semantic, generate, files, system):
         app.include_router(module.router)
+    app.include_router(account_routes.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -10,11 +10,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from dreamdepot.accounts import Principal
+from dreamdepot.catalog.visibility import can_see
 from dreamdepot.generate.base import BackendError, GenerateRequest
 from dreamdepot.generate.jobs import JobQueue, job_row
 from dreamdepot.generate.observe import queue_summary
 from dreamdepot.generate.scheduling import QueueFull
 from dreamdepot.generate.service import NoBackend, make_backend
+from dreamdepot.server.accounts import principal
 from dreamdepot.server.app import AppState, state
 
 router = APIRouter(prefix="/api", tags=["generate"])
@@ -126,7 +129,13 @@ def submit(request: Request, body: GenerateBody) -> dict[str, Any]:
             .fetchone()
         )
         req.prompt = row[0] if row and row[0] else ""
-    job_id = submit_or_422(queue, req, background=body.background)
+    who = principal(request)
+    if req.parent_id is not None and not can_see(st.store.read(), who, req.parent_id):
+        raise HTTPException(422, {"message": f"parent_id: no image {req.parent_id}",
+                                  "field": "parent_id"})  # fmt: skip
+    job_id = submit_or_422(
+        queue, req, user_id=who.user_id if who else None, background=body.background
+    )
     wake.set()
     return {"job": job_id}
 
@@ -145,31 +154,60 @@ def submit_or_422(
         raise HTTPException(422, {"message": str(exc), "field": field}) from exc
 
 
+def _for(who: Principal | None, job: dict[str, Any]) -> dict[str, Any]:
+    """A job as ``who`` may see it: another user's shows its state, not what it asked for."""
+    if who is None or who.is_admin or job.get("user_id") == who.user_id:
+        return job
+    hidden: dict[str, Any] = {
+        "request": {"kind": job["kind"]},
+        "image_ids": [],
+        "error": None,
+        "owner": None,
+    }
+    return {**job, **hidden, "redacted": True}
+
+
 @router.get("/jobs")
 def list_jobs(request: Request) -> dict[str, Any]:
-    """The latest jobs, and the queue: depth per queue and per user, the workers and what
-    they run, the latest failures with their reasons."""
+    """The latest jobs (another user's without its prompt or results), and the queue: depth
+    per queue and per user, the workers and what they run, the latest failures."""
     conn = state(request).store.read()
+    who = principal(request)
+    summary = queue_summary(conn)
+    if who is not None and not who.is_admin:
+        summary["failed"] = [f for f in summary["failed"] if _mine(conn, who, f["id"])]
     return {
         "jobs": [
-            job_row(conn, r[0])
+            _for(who, job)
             for r in conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT 100")
+            if (job := job_row(conn, r[0])) is not None
         ],
-        **queue_summary(conn),
+        **summary,
     }
+
+
+def _mine(conn: Any, who: Principal | None, job_id: int) -> bool:
+    if who is None or who.is_admin:
+        return True
+    row = conn.execute("SELECT user_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row is not None and row[0] == who.user_id
 
 
 @router.get("/jobs/{job_id}")
 def get_job(request: Request, job_id: int) -> dict[str, Any]:
-    job = job_row(state(request).store.read(), job_id)
-    if job is None:
+    conn = state(request).store.read()
+    job = job_row(conn, job_id)
+    if job is None or not _mine(conn, principal(request), job_id):
         raise HTTPException(404, f"no job {job_id}")
     return job
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
-    queue, _ = queue_for(state(request))
+    st = state(request)
+    if not _mine(st.store.read(), principal(request), job_id):
+        raise HTTPException(404, f"no job {job_id}")
+    queue, _ = queue_for(st)
     if not queue.cancel(job_id):
         raise HTTPException(409, f"job {job_id} is not queued or running")
     return {"job": job_id, "cancelling": True}

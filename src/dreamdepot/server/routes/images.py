@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ from dreamdepot.catalog.engine import is_postgresql
 from dreamdepot.catalog.engine import like as engine_like
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.catalog.query import fts_terms
+from dreamdepot.catalog.visibility import can_change, can_see, can_see_hash, visible_sql
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
@@ -27,10 +28,31 @@ from dreamdepot.media.thumbs import (
     thumb_key,
 )
 from dreamdepot.media.video import VIDEO_FORMATS
+from dreamdepot.server.accounts import principal
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.files import confined, image_response
+from dreamdepot.server.security import UNSAFE_METHODS
 
-router = APIRouter(prefix="/api", tags=["images"])
+
+def guard(request: Request) -> None:
+    """In a library with users, every route naming an image or a content hash answers 404
+    for an image the caller may not see, and 403 for a change to one they do not own."""
+    who = principal(request)
+    if who is None:
+        return
+    conn = state(request).store.read()
+    params = request.path_params
+    if "image_id" in params:
+        image_id = int(params["image_id"])
+        if not can_see(conn, who, image_id):
+            raise HTTPException(404, f"no image {image_id}")
+        if request.method in UNSAFE_METHODS and not can_change(conn, who, image_id):
+            raise HTTPException(403, "only the image's owner may change it")
+    if "content_hash" in params and not can_see_hash(conn, who, str(params["content_hash"])):
+        raise HTTPException(404, "not found")
+
+
+router = APIRouter(prefix="/api", tags=["images"], dependencies=[Depends(guard)])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
@@ -69,7 +91,9 @@ def list_images(
     """Images matching the query language, newest first unless ``sort:`` says otherwise.
     ``limit`` is capped at 1,000; pass ``next_cursor`` back as ``cursor`` for the next page."""
     st = state(request)
-    page = catalog_images.search(st.store.read(), q, limit=limit, cursor=cursor)
+    page = catalog_images.search(
+        st.store.read(), q, limit=limit, cursor=cursor, extra_where=visible_sql(principal(request))
+    )
     return {"items": [present(i, st) for i in page.items], "next_cursor": page.next_cursor}
 
 
@@ -80,7 +104,10 @@ def count_images(request: Request, q: str = "") -> dict[str, int]:
     parsed = compile_query(state(request).store.read(), q)
     conn = state(request).store.read()
     where, params = parsed.sql_on(conn)
-    n = conn.execute(f"SELECT count(*) FROM images WHERE {where}", params).fetchone()
+    mine, more = visible_sql(principal(request))
+    n = conn.execute(
+        f"SELECT count(*) FROM images WHERE ({where}) AND {mine}", [*params, *more]
+    ).fetchone()
     return {"count": n[0]}
 
 
@@ -96,22 +123,58 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     """Every parameter of one image, its files, tags, albums and lineage."""
     st = state(request)
     d = present(_detail_or_404(st, image_id), st)
-    d["can_reveal"] = st.token is None  # local mode: the browser runs on this machine
+    who = principal(request)
+    d["can_reveal"] = st.token is None and who is None  # the browser runs on this machine
+    d["owner"] = _owner(st, d.get("owner_id"))
+    d["shared"] = bool(d.get("shared"))
     conn = st.store.read()
-    d["albums"] = [
-        r[0]
-        for r in conn.execute(
-            "SELECT a.name FROM album_images ai JOIN albums a ON a.id = ai.album_id "
-            "WHERE ai.image_id = ? ORDER BY a.name",
-            (image_id,),
-        )
-    ]
+    mine, more = visible_sql(who)
+    d["albums"] = (
+        []
+        if who is not None and not who.is_admin
+        else [
+            r[0]
+            for r in conn.execute(
+                "SELECT a.name FROM album_images ai JOIN albums a ON a.id = ai.album_id "
+                "WHERE ai.image_id = ? ORDER BY a.name",
+                (image_id,),
+            )
+        ]
+    )
     d["children"] = [
         r[0]
-        for r in conn.execute("SELECT id FROM images WHERE parent_id = ? ORDER BY id", (image_id,))
+        for r in conn.execute(
+            f"SELECT id FROM images WHERE parent_id = ? AND {mine} ORDER BY id", (image_id, *more)
+        )
     ]
     d.pop("raw_metadata", None)
     return d
+
+
+def _owner(st: AppState, owner_id: int | None) -> str | None:
+    """The display name of an image's owner (None: the library's own)."""
+    if owner_id is None:
+        return None
+    row = (
+        st.store.read()
+        .execute("SELECT display_name FROM users WHERE id = ?", (owner_id,))
+        .fetchone()
+    )
+    return str(row[0]) if row else None
+
+
+class SharingBody(BaseModel):
+    shared: bool
+
+
+@router.put("/images/{image_id}/sharing")
+def set_sharing(request: Request, image_id: int, body: SharingBody) -> dict[str, Any]:
+    """Share an image with everyone on the instance, or make it private again (its owner)."""
+    with state(request).store.write() as conn:
+        n = conn.execute("UPDATE images SET shared = ? WHERE id = ?", (int(body.shared), image_id))
+        if not n.rowcount:
+            raise HTTPException(404, f"no image {image_id}")
+    return {"id": image_id, "shared": body.shared}
 
 
 def workflow_text(container: Any) -> str | None:

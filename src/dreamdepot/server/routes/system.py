@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from dreamdepot import __version__
 from dreamdepot.catalog import images as catalog_images
+from dreamdepot.server.accounts import principal
 from dreamdepot.server.app import state
 
 router = APIRouter(prefix="/api", tags=["library"])
@@ -49,9 +50,29 @@ def start_scan(request: Request) -> dict[str, Any]:
 
 @router.get("/events")
 async def events(request: Request) -> StreamingResponse:
-    """Server-sent events: ``scan`` progress, ``indexed`` images, ``thumbnails``, ``job``."""
+    """Server-sent events: ``scan`` progress, ``indexed`` images, ``thumbnails``, ``job``.
+    On a shared instance a member or viewer hears only about their own jobs."""
+    st = state(request)
+    who = principal(request)
+    allowed = None
+    if who is not None and not who.is_admin:
+        owners: dict[int, Any] = {}
+
+        def allowed(kind: str, data: dict[str, Any]) -> bool:
+            if kind != "job":
+                return False  # folder paths and library-wide progress: admins only
+            job_id = int(data.get("id") or 0)
+            if job_id not in owners:  # runs in the publishing thread: its own reader
+                row = (
+                    st.store.read()
+                    .execute("SELECT user_id FROM jobs WHERE id = ?", (job_id,))
+                    .fetchone()
+                )
+                owners[job_id] = row[0] if row else None
+            return bool(owners[job_id] == who.user_id)
+
     return StreamingResponse(
-        state(request).events.stream(),
+        st.events.stream(allowed=allowed),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

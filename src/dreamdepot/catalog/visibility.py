@@ -1,0 +1,62 @@
+"""Which images a user may see and change, as SQL over ``images`` (one rule for every face).
+
+A user sees their own images, every image shared with the instance, and — admins — the
+library's own images (no owner: indexed from its folders). Viewers own nothing, so they see
+shared images only. Only an image's owner (or an admin, for the library's own) changes it.
+``None`` for the viewer means an embedded library: no accounts, no restriction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from dreamdepot.accounts import Principal
+
+
+def visible_sql(who: Principal | None, table: str = "images") -> tuple[str, list[Any]]:
+    """A condition over ``table`` (an alias of ``images``) true for the images ``who`` sees."""
+    if who is None or who.user_id is None:
+        return "1 = 1", []
+    library = f" OR {table}.owner_id IS NULL" if who.is_admin else ""
+    return f"({table}.shared = 1 OR {table}.owner_id = ?{library})", [who.user_id]
+
+
+def owned_sql(who: Principal | None, table: str = "images") -> tuple[str, list[Any]]:
+    """A condition true for the images ``who`` may change (tag, rate, share, delete)."""
+    if who is None or who.user_id is None:
+        return "1 = 1", []
+    library = f" OR {table}.owner_id IS NULL" if who.is_admin else ""
+    return f"({table}.owner_id = ?{library})", [who.user_id]
+
+
+def can_see(conn: sqlite3.Connection, who: Principal | None, image_id: int) -> bool:
+    where, params = visible_sql(who)
+    return (
+        conn.execute(
+            f"SELECT 1 FROM images WHERE images.id = ? AND {where}", (image_id, *params)
+        ).fetchone()
+        is not None
+    )
+
+
+def can_change(conn: sqlite3.Connection, who: Principal | None, image_id: int) -> bool:
+    where, params = owned_sql(who)
+    return (
+        conn.execute(
+            f"SELECT 1 FROM images WHERE images.id = ? AND {where}", (image_id, *params)
+        ).fetchone()
+        is not None
+    )
+
+
+def can_see_hash(conn: sqlite3.Connection, who: Principal | None, content_hash: str) -> bool:
+    """Whether ``who`` sees some image with this content (thumbnails and clips by hash)."""
+    where, params = visible_sql(who)
+    return (
+        conn.execute(
+            f"SELECT 1 FROM images WHERE images.content_hash = ? AND {where} LIMIT 1",
+            (content_hash, *params),
+        ).fetchone()
+        is not None
+    )

@@ -1,0 +1,249 @@
+"""Who is asking, and may they: authentication and each route's policy in multi-user mode.
+
+A library with users (``dreamdepot users add``) is a multi-user instance. Every request
+then names its user — ``Authorization: Bearer KEY`` (an API key) or the session cookie of a
+login — or gets 401; only the page, its static files and ``/api/login`` are open. A request
+made with the session cookie that changes anything must also carry the session's CSRF token
+in ``X-CSRF-Token`` (a cross-site form or ``text/plain`` fetch cannot read it, so cannot send
+it). Each route has a policy (:data:`POLICY`): the scope it needs, and whether members and
+viewers may use it — a route whose answers are not yet filtered by owner is admin-only, so
+nothing reaches a user that is not theirs or shared. A route missing from the table is
+admin-only too, and the isolation tests fail until it has an entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dreamdepot import accounts
+from dreamdepot.accounts import LOCAL, Principal
+from dreamdepot.server.security import UNSAFE_METHODS
+
+SESSION_COOKIE = "dd_session"
+CSRF_HEADER = "x-csrf-token"
+OPEN_PATHS = ("/", "/api/login", "/favicon.ico")
+OPEN_PREFIXES = ("/static/",)
+
+# (method, route) -> (scope, members): "members" routes filter what they answer by owner
+# and sharing; the others answer admins only.
+POLICY: dict[tuple[str, str], tuple[str, bool]] = {
+    ("POST", "/api/login"): ("read", True),
+    ("POST", "/api/logout"): ("read", True),
+    ("GET", "/api/me"): ("read", True),
+    ("GET", "/api/backend"): ("read", True),
+    ("GET", "/api/images"): ("read", True),
+    ("GET", "/api/images/count"): ("read", True),
+    ("GET", "/api/images/{image_id}"): ("read", True),
+    ("GET", "/api/images/{image_id}/workflow"): ("read", True),
+    ("GET", "/api/images/{image_id}/raw"): ("read", True),
+    ("GET", "/api/images/{image_id}/infotext"): ("read", True),
+    ("GET", "/api/images/{image_id}/file"): ("read", True),
+    ("GET", "/api/thumbs/{content_hash}/{size}.avif"): ("read", True),
+    ("GET", "/api/clips/{content_hash}.mp4"): ("read", True),
+    ("PUT", "/api/images/{image_id}/rating"): ("write", True),
+    ("PUT", "/api/images/{image_id}/favorite"): ("write", True),
+    ("PUT", "/api/images/{image_id}/sharing"): ("write", True),
+    ("POST", "/api/generate"): ("generate", True),
+    ("GET", "/api/jobs"): ("read", True),
+    ("GET", "/api/jobs/{job_id}"): ("read", True),
+    ("POST", "/api/jobs/{job_id}/cancel"): ("generate", True),
+    ("GET", "/api/events"): ("read", True),
+    ("GET", "/metrics"): ("admin", False),
+    # not yet filtered by owner: admins only
+    ("GET", "/api/images/{image_id}/similar"): ("read", False),
+    ("GET", "/api/images/{image_id}/more-like-this"): ("read", False),
+    ("POST", "/api/images/{image_id}/reveal"): ("write", False),
+    ("GET", "/api/compare"): ("read", False),
+    ("GET", "/api/duplicates"): ("read", False),
+    ("GET", "/api/values/{field}"): ("read", False),
+    ("POST", "/api/ratings"): ("write", False),
+    ("GET", "/files/{root_id}/{rel_path:path}"): ("read", False),
+    ("GET", "/api/albums"): ("read", False),
+    ("POST", "/api/albums"): ("write", False),
+    ("POST", "/api/albums/{album_id}/images"): ("write", False),
+    ("DELETE", "/api/albums/{album_id}/images"): ("write", False),
+    ("DELETE", "/api/albums/{album_id}"): ("write", False),
+    ("GET", "/api/prompts"): ("read", False),
+    ("GET", "/api/prompts/{prompt_id}"): ("read", False),
+    ("GET", "/api/prompts/{prompt_id}/variants"): ("read", False),
+    ("GET", "/api/suggest"): ("read", False),
+    ("POST", "/api/dream"): ("generate", False),
+    ("GET", "/api/cache/stats"): ("read", False),
+    ("GET", "/api/folders"): ("read", False),
+    ("GET", "/api/stats"): ("read", False),
+    ("POST", "/api/scan"): ("admin", False),
+    ("GET", "/api/tags"): ("read", False),
+    ("GET", "/api/tags/suggest"): ("read", False),
+    ("POST", "/api/tags/review"): ("write", False),
+    ("POST", "/api/autotag"): ("admin", False),
+    ("POST", "/api/tags"): ("write", False),
+}
+
+
+def principal(request: Request) -> Principal | None:
+    """Who the request acts for: None in an embedded library (no accounts, no filter)."""
+    who: Principal | None = getattr(request.state, "principal", None)
+    return None if who is None or who.user_id is None else who
+
+
+def enforce_policy(request: Request) -> None:
+    """Every route's policy (an app-wide dependency, run once the route is known)."""
+    who = principal(request)
+    if who is None:
+        return
+    route = str(getattr(request.scope.get("route"), "path", ""))
+    need, members = POLICY.get((request.method, route), ("admin", False))
+    if not who.may(need):
+        raise HTTPException(403, f"this needs the {need} scope")
+    if not members and not who.is_admin:
+        raise HTTPException(403, "only an admin may use this on a shared instance")
+
+
+class AccountAuth:
+    """ASGI middleware: the principal of each request in a library with users, and the
+    route's policy (see the module docstring). Without users it lets everything through as
+    the local user (the shared-token check, when configured, runs inside it)."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: Any) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st = self.fastapi_app.state.dd
+        conn = st.store.read()
+        if not accounts.has_accounts(conn):
+            scope.setdefault("state", {})["principal"] = LOCAL
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        who = self._authenticate(request, conn)
+        if isinstance(who, Response):
+            await who(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = who
+        await self.app(scope, receive, send)
+
+    def _authenticate(self, request: Request, conn: Any) -> Principal | Response:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+            who = accounts.principal_for_key(conn, key)
+            if who is None:
+                return _json(401, {"error": "that API key is not valid (revoked, or its "
+                                   "user disabled)"}, bearer=True)  # fmt: skip
+            with self.fastapi_app.state.dd.store.write() as writer:
+                accounts.touch_api_key(writer, key)
+            return who
+        token = request.cookies.get(SESSION_COOKIE)
+        who = accounts.principal_for_session(conn, token) if token else None
+        if who is None:
+            return _json(401, {"error": "sign in, or pass an API key (Authorization: "
+                               "Bearer KEY)"}, bearer=True)  # fmt: skip
+        if request.method in UNSAFE_METHODS and not accounts.same_secret(
+            request.headers.get(CSRF_HEADER), who.csrf
+        ):
+            return _json(403, {"error": "missing or wrong X-CSRF-Token for this session"})
+        return who
+
+
+def _json(status: int, body: dict[str, Any], bearer: bool = False) -> Response:
+    from fastapi.responses import JSONResponse
+
+    headers = {"WWW-Authenticate": "Bearer"} if bearer else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# -- routes --------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+def _throttle(request: Request) -> accounts.Throttle:
+    """This server's record of failed sign-ins."""
+    if not hasattr(request.app.state, "login_throttle"):
+        request.app.state.login_throttle = accounts.Throttle()
+    throttle: accounts.Throttle = request.app.state.login_throttle
+    return throttle
+
+
+class LoginBody(BaseModel):
+    name: str = Field(max_length=100)
+    password: str = Field(max_length=1000)
+
+
+def _public(who: Principal) -> dict[str, Any]:
+    return {
+        "id": who.user_id,
+        "name": who.name,
+        "display_name": who.display_name,
+        "role": who.role,
+        "scopes": sorted(who.scopes),
+        "csrf_token": who.csrf,
+    }
+
+
+@router.post("/login")
+def login(request: Request, body: LoginBody, response: Response) -> dict[str, Any]:
+    """Sign in: a new session cookie (HttpOnly, SameSite=Lax, Secure over HTTPS) and the
+    CSRF token the page sends back on every change. Failures are throttled per account and
+    per address."""
+    from dreamdepot.server.app import state
+
+    st = state(request)
+    address = request.client.host if request.client else "?"
+    keys = (f"user:{body.name.lower()}", f"addr:{address}")
+    throttle = _throttle(request)
+    wait = throttle.blocked(*keys)
+    if wait:
+        raise HTTPException(
+            429, "too many failed sign-ins; try again later", {"Retry-After": f"{wait:.0f}"}
+        )
+    user_id = accounts.check_password(st.store.read(), body.name, body.password)
+    if user_id is None:
+        throttle.failed(*keys)
+        raise HTTPException(401, "wrong name or password")
+    throttle.succeeded(keys[0])
+    with st.store.write() as conn:
+        token, _ = accounts.create_session(conn, user_id)
+    who = accounts.principal_for_session(st.store.read(), token)
+    assert who is not None
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=accounts.SESSION_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return _public(who)
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response) -> dict[str, Any]:
+    from dreamdepot.server.app import state
+
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        with state(request).store.write() as conn:
+            accounts.end_session(conn, token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"signed_out": True}
+
+
+@router.get("/me")
+def me(request: Request) -> dict[str, Any]:
+    """Who this request acts for (the local user in a library without accounts)."""
+    who: Principal = getattr(request.state, "principal", LOCAL)
+    return {**_public(who), "accounts": who.user_id is not None}

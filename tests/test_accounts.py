@@ -1,0 +1,280 @@
+"""Many users on one instance (issue #16): accounts, API keys with scopes, sessions with
+CSRF, ownership and sharing — and an isolation matrix over every route of the OpenAPI spec:
+a member never reaches another member's private image through any of them, and a route
+added without an isolation policy fails here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from builders import png
+from conftest import Cli, catalog
+from server import Server
+
+SECRET = "zebracorn-secret-7731"  # alice's private prompt: must never reach bob
+
+
+class Instance:
+    def __init__(self, cli: Cli, srv: Server, keys: dict[str, str], ids: dict[str, Any]):
+        self.cli, self.srv, self.keys, self.ids = cli, srv, keys, ids
+
+    def as_(self, who: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.srv.base, headers={"Authorization": f"Bearer {self.keys[who]}"}
+        )
+
+
+def _key(cli: Cli, user: str, scopes: str) -> str:
+    out = cli("api-keys", "create", f"{user}-{scopes}", "--user", user, "--scopes", scopes)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def instance(cli: Cli, tmp_path: Path) -> Iterator[Instance]:
+    root = tmp_path / "pics"
+    png(
+        root / "alice.png",
+        {"parameters": f"{SECRET}, a lighthouse\nSteps: 5, Seed: 1, Size: 64x64"},
+    )
+    png(root / "shared.png", {"parameters": "a shared harbour\nSteps: 5, Seed: 2, Size: 64x64"})
+    png(root / "library.png", {"parameters": "the library's own\nSteps: 5, Seed: 3, Size: 64x64"})
+    cli("add", str(root))
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", input="admin-password\n")
+    for name, role in (("alice", "member"), ("bob", "member"), ("carol", "viewer")):
+        cli("users", "add", name, "--role", role, "--password-stdin", input=f"{name}-password\n")
+    keys = {
+        "root": _key(cli, "root", "read,write,generate,admin"),
+        "alice": _key(cli, "alice", "read,write,generate"),
+        "bob": _key(cli, "bob", "read,write,generate"),
+        "bob-read": _key(cli, "bob", "read"),
+        "carol": _key(cli, "carol", "read"),
+    }
+    conn = catalog(cli.library_path)
+    ids: dict[str, Any] = {}
+    with conn:
+        users = {r[1]: int(r[0]) for r in conn.execute("SELECT id, name FROM users")}
+        for stem in ("alice", "shared", "library"):
+            row = conn.execute(
+                "SELECT i.id, i.content_hash, i.prompt_id, f.root_id, f.rel_path FROM images i "
+                "JOIN files f ON f.image_id = i.id WHERE f.rel_path = ?",
+                (f"{stem}.png",),
+            ).fetchone()
+            ids[stem] = dict(
+                zip(("id", "hash", "prompt_id", "root_id", "rel_path"), row, strict=True)
+            )
+        conn.execute(
+            "UPDATE images SET owner_id = ? WHERE id = ?", (users["alice"], ids["alice"]["id"])
+        )
+        conn.execute(
+            "UPDATE images SET owner_id = ?, shared = 1 WHERE id = ?",
+            (users["alice"], ids["shared"]["id"]),
+        )
+        job = conn.execute(
+            "INSERT INTO jobs(kind, backend, request, created_at, user_id) VALUES ('txt2img', "
+            "'a1111', ?, 1, ?) RETURNING id",
+            (json.dumps({"prompt": SECRET, "kind": "txt2img"}), users["alice"]),
+        ).fetchone()[0]
+        ids["job"] = int(job)
+        ids["users"] = users
+    conn.close()
+    with Server(cli.library_path) as srv:
+        yield Instance(cli, srv, keys, ids)
+
+
+# -- the isolation matrix ---------------------------------------------------------------------
+
+STREAMS = {("GET", "/api/events")}  # read as a stream: test_event_streams_carry_only_own_jobs
+
+
+def _routes(app: Any) -> set[tuple[str, str]]:
+    spec = app.openapi()
+    return {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+
+
+def _fill(path: str, ids: dict[str, Any]) -> str:
+    alice = ids["alice"]
+    values = {
+        "image_id": alice["id"], "content_hash": alice["hash"], "size": 256,
+        "job_id": ids["job"], "prompt_id": alice["prompt_id"], "album_id": 1,
+        "root_id": alice["root_id"], "rel_path": alice["rel_path"], "field": "prompt",
+    }  # fmt: skip
+    return re.sub(r"\{(\w+)(:path)?\}", lambda m: str(values[m.group(1)]), path)
+
+
+def test_every_route_has_a_policy_and_none_leaks_a_private_image(instance: Instance) -> None:
+    from dreamdepot.server.accounts import POLICY
+
+    routes = _routes(instance.srv.app) | {("GET", "/metrics")}
+    spec_paths = {(m, p.replace("{rel_path}", "{rel_path:path}")) for m, p in routes}
+    assert spec_paths - set(POLICY) == set(), "a route without an isolation policy"
+    assert set(POLICY) - spec_paths == set(), "a policy for a route that does not exist"
+    alice = instance.ids["alice"]
+    checked = 0
+    with instance.as_("bob") as bob:
+        for method, path in sorted(spec_paths - STREAMS):
+            url = _fill(path, instance.ids)
+            r = bob.request(method, url, params={"ids": str(alice["id"]), "q": ""},
+                            json={"rating": 5, "favorite": True, "shared": True,
+                                  "prompt": SECRET, "name": "x", "password": "y" * 8})  # fmt: skip
+            body = r.text
+            _, members = POLICY[(method, path)]
+            if not members:
+                assert r.status_code == 403, (method, path, r.status_code)
+            elif "{image_id}" in path or "{content_hash}" in path:
+                assert r.status_code == 404, (method, path, r.status_code, body[:200])
+            assert SECRET not in body, (method, path)
+            assert alice["hash"] not in body and "alice.png" not in body, (method, path)
+            checked += 1
+    assert checked >= 45
+    conn = catalog(instance.cli.library_path)
+    row = conn.execute(
+        "SELECT rating, favorite, shared FROM images WHERE id = ?", (alice["id"],)
+    ).fetchone()
+    conn.close()
+    assert tuple(row) == (0, 0, 0) or tuple(row) == (None, 0, 0)  # bob changed nothing
+
+
+def test_lists_show_own_and_shared_images_and_sharing_changes_that(instance: Instance) -> None:
+    ids = instance.ids
+    with instance.as_("bob") as bob, instance.as_("alice") as alice, instance.as_("carol") as carol:
+        assert {i["id"] for i in bob.get("/api/images").json()["items"]} == {ids["shared"]["id"]}
+        assert bob.get("/api/images/count").json()["count"] == 1
+        mine = {i["id"] for i in alice.get("/api/images").json()["items"]}
+        assert mine == {ids["alice"]["id"], ids["shared"]["id"]}
+        assert {i["id"] for i in carol.get("/api/images").json()["items"]} == {ids["shared"]["id"]}
+        seen = bob.get(f"/api/images/{ids['shared']['id']}").json()
+        assert seen["owner"] == "alice" and seen["shared"] is True
+        # a shared image is seen, not changed, by others; a viewer changes nothing
+        assert (
+            bob.put(f"/api/images/{ids['shared']['id']}/rating", json={"rating": 2}).status_code
+            == 403
+        )
+        assert (
+            carol.put(f"/api/images/{ids['shared']['id']}/rating", json={"rating": 2}).status_code
+            == 403
+        )
+        private = f"/api/images/{ids['alice']['id']}"
+        assert bob.get(private).status_code == 404
+        assert bob.get(f"/api/thumbs/{ids['alice']['hash']}/256.avif").status_code == 404
+        assert alice.put(private + "/sharing", json={"shared": True}).json()["shared"] is True
+        assert bob.get(private).status_code == 200
+        assert bob.get(f"/api/thumbs/{ids['alice']['hash']}/256.avif").status_code == 200
+        assert alice.put(private + "/sharing", json={"shared": False}).status_code == 200
+        assert bob.get(private).status_code == 404
+    with instance.as_("root") as root:  # the first admin took over the library's own images
+        got = {i["id"] for i in root.get("/api/images").json()["items"]}
+        assert got == {ids["library"]["id"], ids["shared"]["id"]}
+
+
+def test_jobs_of_others_show_without_their_prompt(instance: Instance) -> None:
+    with instance.as_("bob") as bob, instance.as_("alice") as alice:
+        listed = bob.get("/api/jobs").json()
+        (theirs,) = [j for j in listed["jobs"] if j["id"] == instance.ids["job"]]
+        assert theirs["redacted"] and SECRET not in json.dumps(listed)
+        assert listed["users"]["alice"]["queued"] == 1
+        assert bob.get(f"/api/jobs/{instance.ids['job']}").status_code == 404
+        assert bob.post(f"/api/jobs/{instance.ids['job']}/cancel").status_code == 404
+        assert alice.get(f"/api/jobs/{instance.ids['job']}").json()["request"]["prompt"] == SECRET
+
+
+def test_api_keys_scopes_revocation_and_disabled_users(instance: Instance) -> None:
+    base = instance.srv.base
+    target = f"/api/images/{instance.ids['shared']['id']}"
+    assert httpx.get(base + "/api/images").status_code == 401  # anonymous
+    assert (
+        httpx.get(base + "/api/images", headers={"Authorization": "Bearer dd_nope"}).status_code
+        == 401
+    )
+    with instance.as_("bob-read") as reader:
+        assert reader.get("/api/images").status_code == 200
+        assert reader.post("/api/generate", json={"prompt": "x"}).status_code == 403
+    with instance.as_("root") as root:
+        assert root.put(target + "/rating", json={"rating": 1}).status_code == 403  # alice's
+    listed = instance.cli.json("api-keys", "list", "--json")
+    assert all(instance.keys["bob"] not in json.dumps(k) for k in listed)  # never stored
+    bob_read = next(k for k in listed if k["name"] == "bob-read")
+    instance.cli("api-keys", "revoke", str(bob_read["id"]))
+    with instance.as_("bob-read") as reader:
+        assert reader.get("/api/images").status_code == 401
+    with instance.as_("alice") as alice:
+        assert alice.get("/api/images").status_code == 200
+        instance.cli("users", "disable", "alice")
+        assert alice.get("/api/images").status_code == 401  # at once
+    assert instance.cli("users", "list", "--json")  # still listed, disabled
+    with pytest.raises(AssertionError):
+        _key(instance.cli, "carol", "write")  # a viewer cannot hold write
+
+
+def test_sessions_cookie_flags_csrf_fixation_logout_and_throttling(instance: Instance) -> None:
+    base = instance.srv.base
+    planted = httpx.Client(base_url=base, cookies={"dd_session": "planted-by-an-attacker"})
+    assert planted.get("/api/images").status_code == 401
+    r = planted.post("/api/login", json={"name": "alice", "password": "alice-password"})
+    assert r.status_code == 200, r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert "planted-by-an-attacker" not in cookie  # a new session, not the planted one
+    csrf = r.json()["csrf_token"]
+    target = f"/api/images/{instance.ids['alice']['id']}/rating"
+    assert planted.get("/api/me").json()["name"] == "alice"
+    assert planted.put(target, json={"rating": 4}).status_code == 403  # no CSRF token
+    sneaky = planted.post(target.replace("rating", "sharing"), content='{"shared": true}',
+                          headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert sneaky.status_code in (403, 405)
+    cross = planted.put(target, json={"rating": 4}, headers={"Origin": "https://evil.example",
+                        "X-CSRF-Token": csrf})  # fmt: skip
+    assert cross.status_code == 403
+    assert (
+        planted.put(target, json={"rating": 4}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    )
+    assert planted.post("/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert planted.get("/api/me").status_code == 401
+    guess = httpx.Client(base_url=base)
+    for _ in range(5):
+        assert (
+            guess.post("/api/login", json={"name": "bob", "password": "wrong"}).status_code == 401
+        )
+    assert (
+        guess.post("/api/login", json={"name": "bob", "password": "bob-password"}).status_code
+        == 429
+    )
+
+
+def test_event_streams_carry_only_own_jobs(instance: Instance) -> None:
+    import threading
+    import time
+
+    got: dict[str, list[str]] = {"bob": [], "alice": []}
+
+    def listen(who: str) -> None:
+        with (
+            contextlib.suppress(httpx.ReadTimeout),  # bob's stream stays quiet: it ends so
+            instance.as_(who) as c,
+            c.stream("GET", "/api/events", timeout=5) as s,
+        ):
+            for line in s.iter_lines():
+                got[who].append(line)
+                if len(got[who]) > 30 or SECRET in line:
+                    return
+
+    threads = [threading.Thread(target=listen, args=(w,), daemon=True) for w in got]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    events = instance.srv.app.state.dd.events
+    events.publish("job", {"id": instance.ids["job"], "status": "running", "progress": 0.5})
+    events.publish("indexed", {"count": 1, "paths": [f"/secret/{SECRET}.png"]})
+    time.sleep(1.0)
+    alice_lines = "\n".join(got["alice"])
+    bob_lines = "\n".join(got["bob"])
+    assert f'"id": {instance.ids["job"]}' in alice_lines
+    assert f'"id": {instance.ids["job"]}' not in bob_lines and SECRET not in bob_lines
+    assert "event: hello" in bob_lines
