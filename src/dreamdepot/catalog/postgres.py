@@ -34,6 +34,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("meta", "key"),
     ("roots", "id"),
     ("prompts", "id"),
+    ("users", "id"),
     ("jobs", "id"),
     ("images", "id"),
     ("files", "id"),
@@ -47,8 +48,11 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("embeddings", "model_id, owner_kind, owner_id"),
     ("cache_events", "id"),
     ("folder_counts", "root_id, dir"),
+    ("api_keys", "id"),
+    ("sessions", "token_hash"),
+    ("workers", "name"),
 )
-SQLITE_SCHEMA_FOR_POSTGRESQL = 12  # the SQLite schema the PostgreSQL tables mirror
+SQLITE_SCHEMA_FOR_POSTGRESQL = 14  # the SQLite schema the PostgreSQL tables mirror
 
 
 FEW_PROMPTS = 1000  # words matching at most this many prompts are passed as their ids

@@ -9,9 +9,17 @@ shared images only. Only an image's owner (or an admin, for the library's own) c
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
-from dreamdepot.accounts import Principal
+
+class Principal(Protocol):
+    """Who is asking (accounts.Principal; the catalog needs only these two facts)."""
+
+    @property
+    def user_id(self) -> int | None: ...
+
+    @property
+    def is_admin(self) -> bool: ...
 
 
 def visible_sql(who: Principal | None, table: str = "images") -> tuple[str, list[Any]]:
@@ -30,33 +38,19 @@ def owned_sql(who: Principal | None, table: str = "images") -> tuple[str, list[A
     return f"({table}.owner_id = ?{library})", [who.user_id]
 
 
+def _any(conn: sqlite3.Connection, where: str, params: list[Any], key: str, value: Any) -> bool:
+    sql = f"SELECT 1 FROM images WHERE images.{key} = ? AND {where} LIMIT 1"
+    return conn.execute(sql, (value, *params)).fetchone() is not None
+
+
 def can_see(conn: sqlite3.Connection, who: Principal | None, image_id: int) -> bool:
-    where, params = visible_sql(who)
-    return (
-        conn.execute(
-            f"SELECT 1 FROM images WHERE images.id = ? AND {where}", (image_id, *params)
-        ).fetchone()
-        is not None
-    )
+    return _any(conn, *visible_sql(who), "id", image_id)
 
 
 def can_change(conn: sqlite3.Connection, who: Principal | None, image_id: int) -> bool:
-    where, params = owned_sql(who)
-    return (
-        conn.execute(
-            f"SELECT 1 FROM images WHERE images.id = ? AND {where}", (image_id, *params)
-        ).fetchone()
-        is not None
-    )
+    return _any(conn, *owned_sql(who), "id", image_id)
 
 
 def can_see_hash(conn: sqlite3.Connection, who: Principal | None, content_hash: str) -> bool:
     """Whether ``who`` sees some image with this content (thumbnails and clips by hash)."""
-    where, params = visible_sql(who)
-    return (
-        conn.execute(
-            f"SELECT 1 FROM images WHERE images.content_hash = ? AND {where} LIMIT 1",
-            (content_hash, *params),
-        ).fetchone()
-        is not None
-    )
+    return _any(conn, *visible_sql(who), "content_hash", content_hash)
