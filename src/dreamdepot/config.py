@@ -68,6 +68,11 @@ port = 8765
 # Host names (besides loopback names and IP addresses) this server answers to, e.g. behind a
 # reverse proxy: anything else is refused, which defeats DNS rebinding.
 # allowed_hosts = ["dreamdepot.example.com"]
+# Off loopback the server needs HTTPS, its own or a proxy's:
+# tls_cert = "/etc/dreamdepot/cert.pem"
+# tls_key = "/etc/dreamdepot/key.pem"
+# behind_proxy = true                      # or `serve --behind-proxy`
+# trusted_proxies = ["10.0.0.2"]           # whose X-Forwarded-* headers are believed
 """
 
 
@@ -82,6 +87,12 @@ class ServerSettings:
     token: str | None = None
     token_file: str | None = None
     allowed_hosts: list[str] = field(default_factory=list)
+    # HTTPS served by this process (both files PEM), or a reverse proxy in front (then only
+    # these addresses' X-Forwarded-For/-Proto are believed)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    behind_proxy: bool = False
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclass

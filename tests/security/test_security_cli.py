@@ -101,7 +101,7 @@ def test_short_tokens_are_refused_and_tokens_never_printed(cli: Cli, tmp_path: P
     token_file.write_text(token + "\n")
     for how in (("--token-file", str(token_file)),):
         try:
-            run = _serve(cli.library_path, "--host", "0.0.0.0", *how, timeout=6)
+            run = _serve(cli.library_path, "--host", "0.0.0.0", "--behind-proxy", *how, timeout=6)
             out = run.stdout + run.stderr
         except subprocess.TimeoutExpired as exc:  # it was serving: what did it print?
             out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (
@@ -110,3 +110,46 @@ def test_short_tokens_are_refused_and_tokens_never_printed(cli: Cli, tmp_path: P
         assert token not in out
     missing = _serve(cli.library_path, "--token-file", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "cannot read the token file" in missing.stderr
+
+
+def test_off_loopback_needs_https_or_a_proxy_and_the_trusted_proxy_is_believed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import time
+
+    import httpx
+
+    cli("stats")
+    token = "t0ken-that-is-long-enough-1234"
+    plain = _serve(cli.library_path, "--host", "0.0.0.0", "--token", token)
+    assert plain.returncode == 2 and "plain HTTP" in plain.stderr
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", input="admin-password\n")
+    port = free_port()
+    (cli.library_path / "dreamdepot.toml").write_text(
+        '[server]\ntrusted_proxies = ["127.0.0.1"]\n', encoding="utf-8"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dreamdepot.cli", "--library", str(cli.library_path), "serve",
+         "--no-browser", "--no-demo", "--host", "0.0.0.0", "--port", str(port),
+         "--behind-proxy"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != "DREAMDEPOT_TOKEN"},
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/api/me").status_code == 401:  # accounts: who are you?
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.2)
+        login = {"name": "root", "password": "admin-password"}
+        via_proxy = httpx.post(base + "/api/login", json=login,
+                               headers={"X-Forwarded-Proto": "https"})  # fmt: skip
+        assert via_proxy.status_code == 200 and "Secure" in via_proxy.headers["set-cookie"]
+    finally:
+        proc.terminate()
+        proc.wait(20)

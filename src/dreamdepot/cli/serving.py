@@ -39,6 +39,14 @@ def serve(
         bool, typer.Option("--no-browser", help="Do not open a browser.")
     ] = False,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Never create demo images.")] = False,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--behind-proxy",
+            help="An HTTPS reverse proxy is in front: serve plain HTTP off loopback, and "
+            "believe X-Forwarded-* from [server] trusted_proxies only.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the library over HTTP (web UI and API); an empty library gets demo images."""
     from dreamdepot.server.run import resolve_token, run_server
@@ -69,6 +77,7 @@ def serve(
             port or settings.port,
             chosen_token,
             open_browser=not no_browser,
+            behind_proxy=behind_proxy,
         )
     except DreamDepotError as exc:
         fail(str(exc), 2)

@@ -52,19 +52,33 @@ def run_server(
     token: str | None,
     open_browser: bool = True,
     watch: bool = True,
+    behind_proxy: bool = False,
 ) -> None:
     import uvicorn
 
     from dreamdepot.server.app import create_app
     from dreamdepot.server.background import after_indexing, start_watcher
 
-    if not is_loopback(host) and not token:
-        raise DreamDepotError(
-            f"refusing to serve on {host} without an access token: pass --token (or set "
-            "[server] token in dreamdepot.toml); without one, bind 127.0.0.1"
-        )
     app = create_app(library_path, token=token)
     st = app.state.dd
+    server = st.settings.server
+    behind_proxy = behind_proxy or server.behind_proxy
+    tls = (server.tls_cert, server.tls_key) if server.tls_cert and server.tls_key else None
+    if not is_loopback(host):
+        from dreamdepot.accounts import has_accounts
+
+        if not token and not has_accounts(st.store.read()):
+            raise DreamDepotError(
+                f"refusing to serve on {host} without an access token or accounts: pass "
+                "--token (or set [server] token), or add users (dreamdepot users add); "
+                "without either, bind 127.0.0.1"
+            )
+        if tls is None and not behind_proxy:
+            raise DreamDepotError(
+                f"refusing to serve on {host} over plain HTTP: set [server] tls_cert and "
+                "tls_key, or run behind an HTTPS reverse proxy with --behind-proxy (and "
+                "[server] trusted_proxies naming it)"
+            )
     st.start(after_indexing, "dreamdepot-stages", st)
     if st.settings.backend:  # recover jobs of ended processes now, not at the first request
         from fastapi import HTTPException
@@ -77,7 +91,8 @@ def run_server(
             print(f"generation is unavailable: {exc.detail}", flush=True)
     if watch:
         start_watcher(st)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    scheme = "https" if tls else "http"
+    url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     # the token is never printed (terminal scroll-back, logs): the browser gets it once
     print(
         f"Dream Depot at {url}" + ("  (access token required)" if token else "")
@@ -88,6 +103,17 @@ def run_server(
         threading.Timer(1.0, lambda: webbrowser.open(opened)).start()
     try:
         # an open event stream (a browser tab) must not hold a stopping server up
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            # X-Forwarded-For/-Proto are believed only behind a proxy, and only from it
+            proxy_headers=behind_proxy,
+            forwarded_allow_ips=server.trusted_proxies if behind_proxy else [],
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
     finally:
         st.shutdown()
