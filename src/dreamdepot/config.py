@@ -131,6 +131,10 @@ class Settings:
     job_runner: str = "server"
     # how many generation jobs one user may have waiting or running at once (0: no limit)
     max_queued_per_user: int = 100
+    # uploads (POST /api/uploads, dreamdepot push): the largest file, and each user's total
+    # (0: no quota), in MiB
+    max_upload_mb: int = 100
+    upload_quota_mb: int = 0
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

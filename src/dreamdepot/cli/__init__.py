@@ -14,7 +14,7 @@ from dreamdepot.terminal import escape
 __all__ = ["app", "main"]
 
 # importing a group registers its commands; `dreamdepot --help` lists them in this order
-for _group in ("library", "tagging", "generation", "semantic", "serving", "accounts"):
+for _group in ("library", "tagging", "generation", "semantic", "serving", "accounts", "transfer"):
     importlib.import_module(f"dreamdepot.cli.{_group}")
 
 

@@ -52,6 +52,8 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/jobs/{job_id}"): ("read", True),
     ("POST", "/api/jobs/{job_id}/cancel"): ("generate", True),
     ("GET", "/api/events"): ("read", True),
+    ("POST", "/api/uploads"): ("write", True),
+    ("POST", "/api/uploads/check"): ("write", True),
     ("GET", "/metrics"): ("admin", False),
     # not yet filtered by owner: admins only
     ("GET", "/api/images/{image_id}/similar"): ("read", False),

@@ -135,6 +135,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
         semantic,
         system,
         tags,
+        uploads,
     )
 
     library_path = Path(library_path)
@@ -217,7 +218,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
             status_code=422,
         )
 
-    for module in (images, tags, albums, prompts, semantic, generate, files, system):
+    for module in (images, tags, albums, prompts, semantic, generate, files, system, uploads):
         app.include_router(module.router)
     app.include_router(account_routes.router)
 
