@@ -278,3 +278,23 @@ def test_event_streams_carry_only_own_jobs(instance: Instance) -> None:
     assert f'"id": {instance.ids["job"]}' in alice_lines
     assert f'"id": {instance.ids["job"]}' not in bob_lines and SECRET not in bob_lines
     assert "event: hello" in bob_lines
+
+
+def test_the_shared_dream_cache_answers_from_own_and_shared_images_only(
+    instance: Instance,
+) -> None:
+    instance.cli("embed")
+    ids = instance.ids
+    ask = {"width": 64, "height": 64, "match_size": "any"}
+    with instance.as_("bob") as bob, instance.as_("alice") as alice:
+        shared = bob.post("/api/dream", json={"prompt": "a shared harbour", **ask}).json()
+        assert shared["hit"], shared
+        (img,) = shared["images"]
+        assert img["id"] == ids["shared"]["id"]
+        assert img["owner"] == "alice" and img["from_someone_else"] is True
+        private = bob.post("/api/dream", json={"prompt": f"{SECRET}, a lighthouse", **ask}).json()
+        assert not private["hit"] and ids["alice"]["hash"] not in json.dumps(private)
+        assert private.get("matched_prompt") != f"{SECRET}, a lighthouse", private
+        mine = alice.post("/api/dream", json={"prompt": f"{SECRET}, a lighthouse", **ask}).json()
+        assert mine["hit"] and mine["images"][0]["id"] == ids["alice"]["id"]
+        assert mine["images"][0]["from_someone_else"] is False

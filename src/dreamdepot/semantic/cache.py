@@ -51,6 +51,9 @@ class DreamRequest:
     threshold: float = DEFAULT_THRESHOLD
     limit: int = 8
     scope: str | None = None  # a query (docs/query.md): only images it matches may answer
+    # SQL over ``images`` the answer must also satisfy: on a shared instance, the images the
+    # requester may see (their own and shared ones; catalog/visibility.py)
+    restrict: tuple[str, list[Any]] | None = None
 
 
 @dataclass
@@ -118,7 +121,7 @@ class DreamCache:
             decision = Decision(False, "empty prompt: nothing to look up")
             return self._finish(req, decision, started, log)
         truncated = len(prompt) > MAX_PROMPT_CHARS
-        scope = self._scope(req.scope)
+        scope = self._scope(req.scope, req.restrict)
         if scope is not None and not scope[0]:
             decision = Decision(False, "no image in the lookup's scope")
             return self._finish(req, decision, started, log)
@@ -184,11 +187,21 @@ class DreamCache:
         decision.truncated = truncated or bool(tokens_truncated)
         return self._finish(req, decision, started, log)
 
-    def _scope(self, scope: str | None) -> tuple[set[int], str, list[Any]] | None:
-        """The prompt ids a scoped lookup may consider, and the scope's SQL over ``images``."""
-        if not scope or not scope.strip():
+    def _scope(
+        self, scope: str | None, restrict: tuple[str, list[Any]] | None = None
+    ) -> tuple[set[int], str, list[Any]] | None:
+        """The prompt ids a scoped lookup may consider, and the scope's SQL over ``images``
+        (the query's, and the requester's restriction)."""
+        parts: list[tuple[str, list[Any]]] = []
+        if scope and scope.strip():
+            where, args = catalog_images.compile_query(self.conn, scope).sql_on(self.conn)
+            parts.append((where, list(args)))
+        if restrict is not None:
+            parts.append((restrict[0], list(restrict[1])))
+        if not parts:
             return None
-        where, params = catalog_images.compile_query(self.conn, scope).sql_on(self.conn)
+        where = " AND ".join(f"({w})" for w, _ in parts)
+        params = [a for _, args in parts for a in args]
         allowed = {
             int(r[0])
             for r in self.conn.execute(

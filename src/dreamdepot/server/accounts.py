@@ -54,6 +54,7 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/events"): ("read", True),
     ("POST", "/api/uploads"): ("write", True),
     ("POST", "/api/uploads/check"): ("write", True),
+    ("POST", "/api/dream"): ("generate", True),
     ("GET", "/metrics"): ("admin", False),
     # not yet filtered by owner: admins only
     ("GET", "/api/images/{image_id}/similar"): ("read", False),
@@ -73,7 +74,6 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/prompts/{prompt_id}"): ("read", False),
     ("GET", "/api/prompts/{prompt_id}/variants"): ("read", False),
     ("GET", "/api/suggest"): ("read", False),
-    ("POST", "/api/dream"): ("generate", False),
     ("GET", "/api/cache/stats"): ("read", False),
     ("GET", "/api/folders"): ("read", False),
     ("GET", "/api/stats"): ("read", False),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.query import prompts_matching
+from dreamdepot.catalog.visibility import visible_sql
 from dreamdepot.semantic import service
 from dreamdepot.semantic.cache import (
     DEFAULT_THRESHOLD,
@@ -17,6 +18,7 @@ from dreamdepot.semantic.cache import (
     cache_stats,
 )
 from dreamdepot.semantic.embedders import Embedder, EmbedderUnavailable, embedder_for_library
+from dreamdepot.server.accounts import principal
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.images import present
 
@@ -87,6 +89,26 @@ class DreamBody(BaseModel):
     no_cache: bool = False  # the older name of force
 
 
+def _label_owners(st: Any, who: Any, items: list[dict[str, Any]]) -> None:
+    """A hit from someone else's shared image names whose picture answered."""
+    if who is None or not items:
+        return
+    conn = st.store.read()
+    marks = ",".join("?" * len(items))
+    owners = {
+        int(r[0]): (r[1], r[2])
+        for r in conn.execute(
+            f"SELECT i.id, i.owner_id, u.display_name FROM images i LEFT JOIN users u "
+            f"ON u.id = i.owner_id WHERE i.id IN ({marks})",
+            [i["id"] for i in items],
+        )
+    }
+    for item in items:
+        owner_id, name = owners.get(int(item["id"]), (None, None))
+        item["owner"] = name
+        item["from_someone_else"] = owner_id is not None and owner_id != who.user_id
+
+
 @router.post("/dream")
 def dream(request: Request, body: DreamBody) -> dict[str, Any]:
     """Answer from the library when a past generation asked for the same picture; on a miss
@@ -103,6 +125,7 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         held = normalise_hold(body.hold)
     except HoldError as exc:
         raise HTTPException(422, str(exc)) from None
+    who = principal(request)
     req = DreamRequest(
         body.prompt,
         body.negative_prompt,
@@ -113,6 +136,8 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         held,
         body.threshold,
         scope=body.scope,
+        # on a shared instance: the requester's own images and every shared one
+        restrict=visible_sql(who) if who is not None else None,
     )
     try:
         outcome = decide(
@@ -127,12 +152,13 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         raise HTTPException(400, f"scope: {exc}") from None
     result = outcome.to_dict()
     result["images"] = [present(i, st) for i in result["images"]]
+    _label_owners(st, who, result["images"])
     result["generated"] = None
     if outcome.generate is not None:
         from dreamdepot.server.routes.generate import queue_for, submit_or_422
 
         queue, wake = queue_for(st)
-        job = submit_or_422(queue, outcome.generate)
+        job = submit_or_422(queue, outcome.generate, user_id=who.user_id if who else None)
         wake.set()
         result["generated"] = {"job": job}
     return result
