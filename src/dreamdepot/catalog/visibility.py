@@ -54,3 +54,10 @@ def can_change(conn: sqlite3.Connection, who: Principal | None, image_id: int) -
 def can_see_hash(conn: sqlite3.Connection, who: Principal | None, content_hash: str) -> bool:
     """Whether ``who`` sees some image with this content (thumbnails and clips by hash)."""
     return _any(conn, *visible_sql(who), "content_hash", content_hash)
+
+
+def sees_prompt(conn: sqlite3.Connection, who: Principal | None, prompt_id: int) -> bool:
+    """Whether ``who`` sees some image made from this prompt (prompts are shown by them)."""
+    if who is None or who.user_id is None:
+        return True
+    return _any(conn, *visible_sql(who), "prompt_id", prompt_id)

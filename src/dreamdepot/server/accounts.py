@@ -21,6 +21,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dreamdepot import accounts
 from dreamdepot.accounts import LOCAL, Principal
+from dreamdepot.catalog.clauses import Raw
+from dreamdepot.catalog.engine import value_in
+from dreamdepot.catalog.images import compile_query
+from dreamdepot.catalog.query import Query
+from dreamdepot.catalog.visibility import (
+    can_change,
+    can_see,
+    can_see_hash,
+    owned_sql,
+    visible_sql,
+)
 from dreamdepot.server.security import UNSAFE_METHODS
 
 SESSION_COOKIE = "dd_session"
@@ -55,34 +66,34 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/api/uploads"): ("write", True),
     ("POST", "/api/uploads/check"): ("write", True),
     ("POST", "/api/dream"): ("generate", True),
+    ("GET", "/api/images/{image_id}/similar"): ("read", True),
+    ("GET", "/api/images/{image_id}/more-like-this"): ("read", True),
+    ("GET", "/api/compare"): ("read", True),
+    ("GET", "/api/duplicates"): ("read", True),
+    ("GET", "/api/values/{field}"): ("read", True),
+    ("POST", "/api/ratings"): ("write", True),
+    ("GET", "/api/prompts"): ("read", True),
+    ("GET", "/api/prompts/{prompt_id}"): ("read", True),
+    ("GET", "/api/prompts/{prompt_id}/variants"): ("read", True),
+    ("GET", "/api/suggest"): ("read", True),
+    ("GET", "/api/tags"): ("read", True),
+    ("GET", "/api/tags/suggest"): ("read", True),
+    ("POST", "/api/tags/review"): ("write", True),
+    ("POST", "/api/tags"): ("write", True),
+    # library-wide, or not yet filtered by owner (albums have no owners yet): admins only
     ("GET", "/metrics"): ("admin", False),
-    # not yet filtered by owner: admins only
-    ("GET", "/api/images/{image_id}/similar"): ("read", False),
-    ("GET", "/api/images/{image_id}/more-like-this"): ("read", False),
     ("POST", "/api/images/{image_id}/reveal"): ("write", False),
-    ("GET", "/api/compare"): ("read", False),
-    ("GET", "/api/duplicates"): ("read", False),
-    ("GET", "/api/values/{field}"): ("read", False),
-    ("POST", "/api/ratings"): ("write", False),
     ("GET", "/files/{root_id}/{rel_path:path}"): ("read", False),
     ("GET", "/api/albums"): ("read", False),
     ("POST", "/api/albums"): ("write", False),
     ("POST", "/api/albums/{album_id}/images"): ("write", False),
     ("DELETE", "/api/albums/{album_id}/images"): ("write", False),
     ("DELETE", "/api/albums/{album_id}"): ("write", False),
-    ("GET", "/api/prompts"): ("read", False),
-    ("GET", "/api/prompts/{prompt_id}"): ("read", False),
-    ("GET", "/api/prompts/{prompt_id}/variants"): ("read", False),
-    ("GET", "/api/suggest"): ("read", False),
     ("GET", "/api/cache/stats"): ("read", False),
     ("GET", "/api/folders"): ("read", False),
     ("GET", "/api/stats"): ("read", False),
     ("POST", "/api/scan"): ("admin", False),
-    ("GET", "/api/tags"): ("read", False),
-    ("GET", "/api/tags/suggest"): ("read", False),
-    ("POST", "/api/tags/review"): ("write", False),
     ("POST", "/api/autotag"): ("admin", False),
-    ("POST", "/api/tags"): ("write", False),
 }
 
 
@@ -90,6 +101,68 @@ def principal(request: Request) -> Principal | None:
     """Who the request acts for: None in an embedded library (no accounts, no filter)."""
     who: Principal | None = getattr(request.state, "principal", None)
     return None if who is None or who.user_id is None else who
+
+
+def guard(request: Request) -> None:
+    """In a library with users, every route naming an image or a content hash answers 404
+    for an image the caller may not see, and 403 for a change to one they do not own."""
+    who = principal(request)
+    if who is None:
+        return
+    from dreamdepot.server.app import state
+
+    conn = state(request).store.read()
+    params = request.path_params
+    if "image_id" in params:
+        image_id = int(params["image_id"])
+        if not can_see(conn, who, image_id):
+            raise HTTPException(404, f"no image {image_id}")
+        if request.method in UNSAFE_METHODS and not can_change(conn, who, image_id):
+            raise HTTPException(403, "only the image's owner may change it")
+    if "content_hash" in params and not can_see_hash(conn, who, str(params["content_hash"])):
+        raise HTTPException(404, "not found")
+
+
+def restricted(request: Request, query: Query) -> Query:
+    """``query`` narrowed to the images the caller may see."""
+    who = principal(request)
+    return query if who is None else query.narrowed(_raw(visible_sql(who)))
+
+
+def owned(request: Request, text: str) -> Query:
+    """The query ``text`` over the images the caller may change (bulk edits by query)."""
+    from dreamdepot.server.app import state
+
+    query = compile_query(state(request).store.read(), text)
+    who = principal(request)
+    return query if who is None else query.narrowed(_raw(owned_sql(who)))
+
+
+def _raw(where: tuple[str, list[Any]]) -> Raw:
+    return Raw(where[0], tuple(where[1]))
+
+
+def only_owned(request: Request, ids: list[int]) -> list[int]:
+    """``ids``, when the caller may change every one: 404 naming those they cannot see (or
+    that do not exist), 403 when some are someone else's."""
+    from dreamdepot.server.app import state
+
+    conn = state(request).store.read()
+    who = principal(request)
+    where, params = value_in(conn, "id", ids)
+    mine, more = visible_sql(who)
+    seen = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where} AND {mine}",
+                                       [*params, *more])}  # fmt: skip
+    unknown = sorted(set(ids) - seen)
+    if unknown:
+        raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
+    mine, more = owned_sql(who)
+    theirs = len(seen) - len(
+        conn.execute(f"SELECT id FROM images WHERE {where} AND {mine}", [*params, *more]).fetchall()
+    )
+    if theirs:
+        raise HTTPException(403, f"{theirs} of these images are someone else's")
+    return ids
 
 
 def enforce_policy(request: Request) -> None:

@@ -16,7 +16,7 @@ from dreamdepot.catalog.engine import is_postgresql
 from dreamdepot.catalog.engine import like as engine_like
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.catalog.query import fts_terms
-from dreamdepot.catalog.visibility import can_change, can_see, can_see_hash, visible_sql
+from dreamdepot.catalog.visibility import can_see, visible_sql
 from dreamdepot.errors import DreamDepotError
 from dreamdepot.ingest.metadata.infotext import format_infotext
 from dreamdepot.ingest.metadata.model import Generation
@@ -28,29 +28,9 @@ from dreamdepot.media.thumbs import (
     thumb_key,
 )
 from dreamdepot.media.video import VIDEO_FORMATS
-from dreamdepot.server.accounts import principal
+from dreamdepot.server.accounts import guard, only_owned, principal
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.files import confined, image_response
-from dreamdepot.server.security import UNSAFE_METHODS
-
-
-def guard(request: Request) -> None:
-    """In a library with users, every route naming an image or a content hash answers 404
-    for an image the caller may not see, and 403 for a change to one they do not own."""
-    who = principal(request)
-    if who is None:
-        return
-    conn = state(request).store.read()
-    params = request.path_params
-    if "image_id" in params:
-        image_id = int(params["image_id"])
-        if not can_see(conn, who, image_id):
-            raise HTTPException(404, f"no image {image_id}")
-        if request.method in UNSAFE_METHODS and not can_change(conn, who, image_id):
-            raise HTTPException(403, "only the image's owner may change it")
-    if "content_hash" in params and not can_see_hash(conn, who, str(params["content_hash"])):
-        raise HTTPException(404, "not found")
-
 
 router = APIRouter(prefix="/api", tags=["images"], dependencies=[Depends(guard)])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -148,6 +128,8 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
         )
     ]
     d.pop("raw_metadata", None)
+    if who is not None and not who.is_admin:  # where the server keeps files is its business
+        d["files"] = [{**f, "path": os.path.basename(str(f.get("path", "")))} for f in d["files"]]
     return d
 
 
@@ -234,7 +216,11 @@ def compare(
     from dreamdepot.server.routes.semantic import word_diff
 
     st = state(request)
-    details = [present(_detail_or_404(st, int(i)), st) for i in ids.split(",")]
+    who = principal(request)
+    wanted = [int(i) for i in ids.split(",")]
+    if any(not can_see(st.store.read(), who, i) for i in wanted):
+        raise HTTPException(404, "no such image")
+    details = [present(_detail_or_404(st, i), st) for i in wanted]
     first = details[0].get("prompt") or ""
     for d in details:
         d.pop("raw_metadata", None)
@@ -265,10 +251,20 @@ def duplicates(
     by_id: dict[int, dict[str, Any]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        page = catalog_images.search(conn, "id:" + ",".join(map(str, chunk)), limit=len(chunk))
+        page = catalog_images.search(
+            conn,
+            "id:" + ",".join(map(str, chunk)),
+            limit=len(chunk),
+            extra_where=visible_sql(principal(request)),
+        )
         by_id.update({it["id"]: present(it, st) for it in page.items})
+    kept = []
     for g in groups:
+        before = len(g["images"])  # an exact group is one image with several files
         g["images"] = [{**by_id[i["id"]], **i} for i in g["images"] if i["id"] in by_id]
+        if g["images"] and (len(g["images"]) > 1 or before == 1):
+            kept.append(g)  # a pair half of which is someone else's private image is not one
+    groups = kept
     return {"groups": groups, "kind": kind, "max_distance": max_distance}
 
 
@@ -324,15 +320,19 @@ def field_values(
     """Autocomplete: known values of model, sampler, generator, scheduler, lora, or prompt
     words (``word``), starting with ``prefix``, most used first."""
     conn = state(request).store.read()
+    who = principal(request)
+    mine, more = visible_sql(who)
+    if field == "word" and who is not None and not who.is_admin:
+        raise HTTPException(403, "prompt words span every prompt: admins only on a shared instance")
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     like_op = engine_like(conn)
     if field in VALUE_COLUMNS:
         col = VALUE_COLUMNS[field]
         rows = conn.execute(
             f"SELECT {col} AS name, count(*) AS count FROM images "
-            f"WHERE {col} {like_op} ? ESCAPE '\\' "
+            f"WHERE {col} {like_op} ? ESCAPE '\\' AND {mine} "
             f"GROUP BY {col} ORDER BY count DESC LIMIT ?",
-            (like, limit),
+            (like, *more, limit),
         ).fetchall()
     elif field == "lora":
         if is_postgresql(conn):
@@ -341,9 +341,9 @@ def field_values(
             names = "json_each(images.loras) j", "json_extract(j.value, '$.name')"
         rows = conn.execute(
             f"SELECT {names[1]} AS name, count(*) AS count FROM images, {names[0]} "
-            f"WHERE images.loras IS NOT NULL AND {names[1]} {like_op} ? ESCAPE '\\' "
+            f"WHERE images.loras IS NOT NULL AND {names[1]} {like_op} ? ESCAPE '\\' AND {mine} "
             f"GROUP BY {names[1]} ORDER BY count DESC LIMIT ?",
-            (like, limit),
+            (like, *more, limit),
         ).fetchall()
     elif field == "word" and is_postgresql(conn):
         rows = conn.execute(
@@ -411,6 +411,8 @@ def set_favorite(request: Request, image_id: int, body: FavoriteBody) -> dict[st
 
 @router.post("/ratings")
 def bulk_rating(request: Request, body: BulkRatingBody) -> dict[str, int]:
+    if principal(request) is not None:
+        only_owned(request, body.ids)  # 404 / 403 unless every image is the caller's
     with state(request).store.write() as conn:
         n = conn.executemany(
             "UPDATE images SET rating = ? WHERE id = ?", [(body.rating, i) for i in body.ids]
@@ -541,8 +543,10 @@ def similar_by_look(
     if row[0] is None:
         return {"items": [], "note": "no perceptual hash yet: thumbnails are still being made"}
     ids, hashes = [], []
+    mine, more = visible_sql(principal(request))
     for i, h in conn.execute(
-        "SELECT id, phash FROM images WHERE phash IS NOT NULL AND id != ?", (image_id,)
+        f"SELECT id, phash FROM images WHERE phash IS NOT NULL AND id != ? AND {mine}",
+        (image_id, *more),
     ):
         ids.append(i)
         hashes.append(h)

@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.query import prompts_matching
+from dreamdepot.catalog.visibility import visible_sql
+from dreamdepot.server.accounts import principal
 from dreamdepot.server.app import state
 from dreamdepot.server.routes.images import present
 
@@ -53,6 +55,13 @@ def list_prompts(
     desc = sort != "text"
     where: list[str] = ["p.image_count > 0"]
     params: list[object] = []
+    who = principal(request)
+    mine, more = visible_sql(who)
+    count = "p.image_count"
+    if who is not None:  # a prompt shows when the caller sees one of its images
+        where.append(f"EXISTS (SELECT 1 FROM images WHERE images.prompt_id = p.id AND {mine})")
+        params.extend(more)
+        count = f"(SELECT count(*) FROM images WHERE images.prompt_id = p.id AND {mine})"
     if q.strip():
         subquery, words = prompts_matching(conn, q)
         where.append(f"p.id IN ({subquery})")
@@ -63,16 +72,19 @@ def list_prompts(
         params += [value, last_id]
     order = "DESC" if desc else "ASC"
     rows = conn.execute(
-        f"SELECT p.id, p.text, p.image_count, p.first_seen, p.last_seen, {expr} AS _k "
+        f"SELECT p.id, p.text, {count} AS image_count, p.first_seen, p.last_seen, {expr} AS _k "
         f"FROM prompts p WHERE {' AND '.join(where)} ORDER BY _k {order}, p.id {order} LIMIT ?",
-        [*params, limit + 1],
+        [*(more if who is not None else []), *params, limit + 1],
     ).fetchall()
     items = []
     for r in rows[:limit]:
         item = {k: r[k] for k in ("id", "text", "image_count", "first_seen", "last_seen")}
         if strip:
             page = catalog_images.search(
-                conn, "sort:rating", limit=strip, extra_where=("images.prompt_id = ?", [r["id"]])
+                conn,
+                "sort:rating",
+                limit=strip,
+                extra_where=(f"images.prompt_id = ? AND {mine}", [r["id"], *more]),
             )
             item["images"] = [present(i, st) for i in page.items]
         items.append(item)
@@ -96,21 +108,40 @@ def prompt_detail(
         "SELECT id, text, image_count, first_seen, last_seen FROM prompts WHERE id = ?",
         (prompt_id,),
     ).fetchone()
-    if row is None:
+    who = principal(request)
+    mine, more = visible_sql(who)
+    if row is None or (
+        who is not None
+        and not conn.execute(
+            f"SELECT 1 FROM images WHERE images.prompt_id = ? AND {mine} LIMIT 1",
+            (prompt_id, *more),
+        ).fetchone()
+    ):
         raise HTTPException(404, f"no prompt {prompt_id}")
     page = catalog_images.search(
-        conn, "", limit=limit, cursor=cursor, extra_where=("images.prompt_id = ?", [prompt_id])
+        conn,
+        "",
+        limit=limit,
+        cursor=cursor,
+        extra_where=(f"images.prompt_id = ? AND {mine}", [prompt_id, *more]),
     )
     negatives = [
         dict(r)
         for r in conn.execute(
-            "SELECT n.text, count(*) AS count FROM images i JOIN prompts n ON n.id = "
-            "i.negative_prompt_id WHERE i.prompt_id = ? GROUP BY n.id ORDER BY count DESC LIMIT 5",
-            (prompt_id,),
+            "SELECT n.text, count(*) AS count FROM images JOIN prompts n ON n.id = "
+            f"images.negative_prompt_id WHERE images.prompt_id = ? AND {mine} GROUP BY n.id "
+            "ORDER BY count DESC LIMIT 5",
+            (prompt_id, *more),
         )
     ]
+    detail = dict(row)
+    if who is not None:
+        detail["image_count"] = conn.execute(
+            f"SELECT count(*) FROM images WHERE images.prompt_id = ? AND {mine}",
+            (prompt_id, *more),
+        ).fetchone()[0]
     return {
-        **dict(row),
+        **detail,
         "negatives": negatives,
         "images": [present(i, st) for i in page.items],
         "next_cursor": page.next_cursor,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.query import prompts_matching
-from dreamdepot.catalog.visibility import visible_sql
+from dreamdepot.catalog.visibility import sees_prompt, visible_sql
 from dreamdepot.semantic import service
 from dreamdepot.semantic.cache import (
     DEFAULT_THRESHOLD,
@@ -18,11 +18,11 @@ from dreamdepot.semantic.cache import (
     cache_stats,
 )
 from dreamdepot.semantic.embedders import Embedder, EmbedderUnavailable, embedder_for_library
-from dreamdepot.server.accounts import principal
+from dreamdepot.server.accounts import guard, principal
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.images import present
 
-router = APIRouter(prefix="/api", tags=["semantic"])
+router = APIRouter(prefix="/api", tags=["semantic"], dependencies=[Depends(guard)])
 
 
 def _embedder_or_503(st: AppState) -> Embedder:
@@ -49,12 +49,17 @@ def suggest(
         "ORDER BY p.image_count DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
-    items = [{"id": r[0], "text": r[1], "image_count": r[2], "source": "words"} for r in rows]
+    who = principal(request)
+    items = [
+        {"id": r[0], "text": r[1], "image_count": r[2], "source": "words"}
+        for r in rows
+        if sees_prompt(conn, who, int(r[0]))
+    ]
     seen = {i["id"] for i in items}
     semantic_note = None
     try:
         for pid, score in service.neighbours(conn, text, limit * 2, min_score=0.5):
-            if pid in seen or len(items) >= limit * 2:
+            if pid in seen or len(items) >= limit * 2 or not sees_prompt(conn, who, pid):
                 continue
             row = conn.execute(
                 "SELECT text, image_count FROM prompts WHERE id = ?", (pid,)
@@ -198,13 +203,14 @@ def more_like_this(
     if row[0] is None:
         return {"items": [], "note": "this image has no prompt"}
     near = [row[0]] + [p for p, _ in _prompt_neighbours(st, row[0], 30, 0.6)]
+    mine, more = visible_sql(principal(request))
     page = catalog_images.search(
         st.store.read(),
         "",
         limit=limit + 1,
         extra_where=(
-            f"images.prompt_id IN ({','.join(map(str, near))}) AND images.id != ?",
-            [image_id],
+            f"images.prompt_id IN ({','.join(map(str, near))}) AND images.id != ? AND {mine}",
+            [image_id, *more],
         ),
     )
     return {"items": [present(i, st) for i in page.items[:limit]]}
@@ -236,12 +242,13 @@ def variants(
     st = state(request)
     conn = st.store.read()
     base = conn.execute("SELECT text FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
-    if base is None:
+    who = principal(request)
+    if base is None or not sees_prompt(conn, who, prompt_id):
         raise HTTPException(404, f"no prompt {prompt_id}")
     items = []
     for pid, score in _prompt_neighbours(st, prompt_id, limit, min_score):
         row = conn.execute("SELECT text, image_count FROM prompts WHERE id = ?", (pid,)).fetchone()
-        if row:
+        if row and sees_prompt(conn, who, pid):
             items.append(
                 {
                     "id": pid,

@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog import tags as catalog_tags
-from dreamdepot.catalog.engine import like, value_in
+from dreamdepot.catalog.engine import like
 from dreamdepot.catalog.images import compile_query
+from dreamdepot.catalog.visibility import visible_sql
+from dreamdepot.server.accounts import only_owned, owned, principal, restricted
 from dreamdepot.server.app import state
 
 router = APIRouter(prefix="/api", tags=["tags"])
@@ -22,9 +24,8 @@ def tag_counts(
 ) -> dict[str, Any]:
     """Tags with how many of the images matching ``q`` carry each, most used first
     (``partial``: counted over the newest 10,000 matches of a larger result)."""
-    return catalog_tags.tag_counts(
-        state(request).store.read(), compile_query(state(request).store.read(), q), limit
-    )
+    conn = state(request).store.read()
+    return catalog_tags.tag_counts(conn, restricted(request, compile_query(conn, q)), limit)
 
 
 @router.get("/tags/suggest")
@@ -34,12 +35,22 @@ def tag_suggest(
     """Tag names starting with ``prefix`` (autocomplete)."""
     conn = state(request).store.read()
     esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = conn.execute(
-        "SELECT t.name, count(it.image_id) AS count FROM tags t LEFT JOIN image_tags it "
-        f"ON it.tag_id = t.id WHERE t.name {like(conn)} ? ESCAPE '\\' GROUP BY t.id "
-        "ORDER BY count DESC, t.name LIMIT ?",
-        (esc + "%", limit),
-    ).fetchall()
+    who = principal(request)
+    if who is None:
+        rows = conn.execute(
+            "SELECT t.name, count(it.image_id) AS count FROM tags t LEFT JOIN image_tags it "
+            f"ON it.tag_id = t.id WHERE t.name {like(conn)} ? ESCAPE '\\' GROUP BY t.id "
+            "ORDER BY count DESC, t.name LIMIT ?",
+            (esc + "%", limit),
+        ).fetchall()
+    else:  # only tags on images the caller sees, counted over those
+        mine, more = visible_sql(who)
+        rows = conn.execute(
+            "SELECT t.name, count(*) AS count FROM tags t JOIN image_tags it ON it.tag_id = "
+            f"t.id JOIN images ON images.id = it.image_id WHERE t.name {like(conn)} ? "
+            f"ESCAPE '\\' AND {mine} GROUP BY t.id, t.name ORDER BY count DESC, t.name LIMIT ?",
+            (esc + "%", *more, limit),
+        ).fetchall()
     return {"tags": [dict(r) for r in rows]}
 
 
@@ -60,9 +71,9 @@ def review_tags(request: Request, body: TagReview) -> dict[str, Any]:
     if (body.ids is None) == (body.q is None):
         raise HTTPException(422, "give either ids or q")
     ids = (
-        catalog_images.matching_ids(st.store.read(), body.q)
+        catalog_images.matching_ids(st.store.read(), owned(request, body.q))
         if body.q is not None
-        else (body.ids or [])
+        else only_owned(request, body.ids or [])
     )
     with st.store.write() as conn:
         n = sum(review(conn, tag, ids, body.action) for tag in body.tags)
@@ -96,15 +107,9 @@ class TagChange(BaseModel):
 def change_tags(request: Request, body: TagChange) -> dict[str, Any]:
     st = state(request)
     if body.q is not None:
-        ids = catalog_images.matching_ids(st.store.read(), body.q)
+        ids = catalog_images.matching_ids(st.store.read(), owned(request, body.q))
     else:
-        ids = body.ids or []
-        conn = st.store.read()
-        where, params = value_in(conn, "id", ids)
-        known = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where}", params)}
-        unknown = sorted(set(ids) - known)
-        if unknown:
-            raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
+        ids = only_owned(request, body.ids or [])
     changed_ids: dict[str, list[int]] = {}
     with st.store.write() as conn:
         for tag in body.tags:
