@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from builders import chunk, png
+from conftest import catalog
 from dreamdepot.library import Library
 from server import Server
 
@@ -531,3 +532,45 @@ def test_videos_play_on_hover_and_in_the_viewer(
         pg.keyboard.press("Enter")
         pg.wait_for_selector(".tile .duration")
         assert pg.inner_text(".tile .duration") == "0:01"
+
+
+def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
+    tmp_path: Path, browser: Any
+) -> None:
+    """A library with users asks who is there; a member signs in, uploads
+    from the page (the file picker; dropping files calls the same upload), sees them in the
+    grid, and shares one from its detail panel."""
+    from conftest import Cli
+
+    cli = Cli(tmp_path / "lib")
+    cli("stats")
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", input="admin-password\n")
+    cli("users", "add", "alice", "--password-stdin", input="alice-password\n")
+    with Server(cli.library_path) as srv, _open(browser, srv.base + "/") as pg:
+        pg.wait_for_selector("#login-form", state="visible")
+        pg.fill("#login-name", "alice")
+        pg.fill("#login-password", "wrong-password")
+        pg.click("#login-go")
+        _poll(pg, "() => document.querySelector('#login-error').textContent.includes('wrong')")
+        pg.fill("#login-password", "alice-password")
+        pg.click("#login-go")
+        pg.wait_for_selector("#user:not([hidden])")
+        assert "alice (member)" in pg.inner_text("#user-name")
+        files = [tmp_path / f"drop{k}.png" for k in range(2)]
+        for k, f in enumerate(files):
+            png(f, {"parameters": f"a dropped lantern {k}\nSteps: 5, Seed: {k}, Size: 64x64"})
+        pg.set_input_files("#upload-input", [str(f) for f in files])
+        _poll(pg, "() => document.querySelectorAll('#grid .tile').length === 2", 20)
+        pg.click("#grid .tile")
+        pg.keyboard.press(" ")
+        pg.wait_for_selector("#detail:not([hidden]) #shared-toggle")
+        assert not pg.is_checked("#shared-toggle")
+        pg.check("#shared-toggle")
+        shared = "() => document.querySelector('#toast').textContent.includes('Shared with')"
+        _poll(pg, shared)
+    conn = catalog(cli.library_path)
+    rows = conn.execute(
+        "SELECT u.name, i.shared FROM images i JOIN users u ON u.id = i.owner_id ORDER BY i.id"
+    ).fetchall()
+    conn.close()
+    assert sorted(tuple(r) for r in rows) == [("alice", 0), ("alice", 1)]

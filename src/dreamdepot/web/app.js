@@ -17,13 +17,22 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
+// who is signed in (a shared instance); its CSRF token goes with every change
+const ME = { accounts: false, csrf_token: null, id: null, role: "admin" };
+
 async function api(path, opts = {}) {
   const init = { credentials: "same-origin", ...opts };
+  init.headers = { ...(opts.headers || {}) };
   if (opts.json !== undefined) {
     init.method = opts.method || "POST";
-    init.headers = { "Content-Type": "application/json" };
+    init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(opts.json);
   }
+  if (opts.form !== undefined) {
+    init.method = "POST";
+    init.body = opts.form;
+  }
+  if (ME.csrf_token && init.method && init.method !== "GET") init.headers["X-CSRF-Token"] = ME.csrf_token;
   const r = await fetch(path, init);
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
@@ -536,6 +545,21 @@ $("#tag-input").addEventListener("keydown", (ev) => {
 
 // ---------------------------------------------------------------------------------------
 // detail view
+// a shared instance: whose image this is, and (for its owner) whether everyone sees it
+function sharingRow(d) {
+  const mine = d.owner_id === ME.id || (d.owner_id == null && ME.role === "admin");
+  if (!mine) return el("div", { id: "owner", text: `Shared by ${d.owner || "the library"}` });
+  const box = el("input", { type: "checkbox", id: "shared-toggle" });
+  box.checked = !!d.shared;
+  box.addEventListener("change", async () => {
+    try {
+      await api(`/api/images/${d.id}/sharing`, { json: { shared: box.checked }, method: "PUT" });
+      toast(box.checked ? "Shared with everyone on this instance" : "Private: only you see it");
+    } catch (err) { box.checked = !box.checked; toast(err.message); }
+  });
+  return el("label", { class: "row" }, box, el("span", { text: " Shared with everyone" }));
+}
+
 async function openDetail(id) {
   S.detailId = id;
   const d = await api(`/api/images/${id}`);
@@ -670,6 +694,7 @@ async function openDetail(id) {
     el("h4", { text: "Looks similar" }), similar,
     el("h4", { text: "Lineage" }), lineage.childElementCount ? lineage : el("div", { text: "—" }),
     el("h4", { text: "Files" }), ...d.files.map((f) => el("div", { text: `${f.path} (${f.state})` })),
+    ME.accounts ? sharingRow(d) : null,
     d.can_reveal ? el("button", {
       id: "reveal", text: "Reveal in folder",
       onclick: () => api(`/api/images/${id}/reveal`, { json: {} })
@@ -1382,16 +1407,17 @@ window.addEventListener("popstate", route);
 window.addEventListener("hashchange", route);
 
 // live updates: server-sent events from scans, the watcher and the thumbnailer
+let refreshTimer = null;
+function refreshSoon(count) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    if (scroller.scrollTop < S.rowH && !S.selected.size) resetGrid();
+    else toast(`${count || "New"} image(s) indexed — click to show`, 6000, () => resetGrid());
+  }, 400);
+}
+
 function listen() {
   const source = new EventSource("/api/events");
-  let refreshTimer = null;
-  const refreshSoon = (count) => {
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => {
-      if (scroller.scrollTop < S.rowH && !S.selected.size) resetGrid();
-      else toast(`${count || "New"} image(s) indexed — click to show`, 6000, () => resetGrid());
-    }, 400);
-  };
   source.addEventListener("scan", (ev) => {
     const d = JSON.parse(ev.data);
     $("#status").textContent = d.stage === "done" ? `scan done: ${d.new_images} new` : `${d.stage} ${d.done}/${d.total}`;
@@ -1419,12 +1445,84 @@ function listen() {
   });
 }
 
-renderSaved();
-layout();
-route();
-// the sidebar fills whichever page the address opens (#/dream, #/prompts …)
-if (location.hash.startsWith("#/") && !location.hash.startsWith("#/?") && location.hash !== "#/") {
-  loadTags();
-  loadFolders();
+// -- accounts and uploads (a shared instance) ----------------------------------------------
+
+function showLogin(message) {
+  const dlg = $("#login");
+  $("#login-error").textContent = message || "";
+  dlg.hidden = false;
+  $("#login-name").focus();
 }
-listen();
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api("/api/login", { json: { name: $("#login-name").value, password: $("#login-password").value } });
+    location.reload();
+  } catch (err) {
+    $("#login-error").textContent = err.status === 429 ? "Too many tries: wait a few minutes" : err.message;
+  }
+});
+
+function showUser() {
+  const box = $("#user");
+  box.hidden = false;
+  $("#user-name").textContent = `${ME.display_name} (${ME.role})`;
+  $("#sign-out").onclick = async () => {
+    await api("/api/logout", { json: {} }).catch(() => {});
+    location.reload();
+  };
+  if (ME.role !== "admin") {  // library-wide pages answer admins only
+    for (const a of document.querySelectorAll('nav a[data-view="albums"]')) a.hidden = true;
+  }
+}
+
+async function upload(files) {
+  const list = [...files];
+  if (!list.length) return;
+  const form = new FormData();
+  for (const f of list) form.append("files", f, f.name);
+  $("#status").textContent = `uploading ${list.length} file(s)…`;
+  try {
+    const r = await api("/api/uploads", { form });
+    const kept = r.items.filter((i) => i.id != null).length;
+    const refused = r.items.filter((i) => i.error);
+    toast(`Uploaded ${kept} file(s)` + (refused.length ? `; refused: ${refused.map((i) => `${i.name} (${i.error})`).join(", ")}` : ""), 6000);
+    refreshSoon(kept);
+  } catch (err) {
+    toast(`Upload refused: ${err.message}`, 6000);
+  }
+  $("#status").textContent = "";
+}
+
+$("#upload-input").addEventListener("change", (ev) => { upload(ev.target.files); ev.target.value = ""; });
+document.addEventListener("dragover", (ev) => {
+  if ([...(ev.dataTransfer?.types || [])].includes("Files")) { ev.preventDefault(); document.body.classList.add("dropping"); }
+});
+document.addEventListener("dragleave", (ev) => { if (!ev.relatedTarget) document.body.classList.remove("dropping"); });
+document.addEventListener("drop", (ev) => {
+  if (!ev.dataTransfer?.files?.length) return;
+  ev.preventDefault();
+  document.body.classList.remove("dropping");
+  upload(ev.dataTransfer.files);
+});
+
+async function boot() {
+  try {
+    Object.assign(ME, await api("/api/me"));
+  } catch (err) {
+    if (err.status === 401) { showLogin(); return; }
+  }
+  if (ME.accounts) showUser();
+  renderSaved();
+  layout();
+  route();
+  // the sidebar fills whichever page the address opens (#/dream, #/prompts …)
+  if (location.hash.startsWith("#/") && !location.hash.startsWith("#/?") && location.hash !== "#/") {
+    loadTags();
+    loadFolders();
+  }
+  listen();
+}
+
+boot();
