@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,semantic,faces,diffusers,nsfw,postgresql]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,semantic,faces,diffusers,nsfw,postgresql,s3]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

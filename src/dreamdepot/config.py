@@ -40,6 +40,10 @@ stealth_check = true
 # a1111_auth = "user:password"
 # max_batch = 8
 # max_queued_per_user = 100   # waiting or running generation jobs per user (0: no limit)
+# Uploads and generated images in an S3-compatible store (AWS S3, MinIO, R2, B2) instead of
+# the library folder; credentials from the standard AWS variables:
+# storage = "s3://bucket/prefix"
+# storage_endpoint = "https://minio.example:9000"
 # backend_timeout = 600   # seconds one generation may take before the job fails
 # Or ComfyUI (started normally; templates: a folder with txt2img.json, img2img.json,
 # upscale.json in API format, using {{prompt}}, {{negative}}, {{seed}}, {{steps}}, {{cfg}},
@@ -135,6 +139,12 @@ class Settings:
     # (0: no quota), in MiB
     max_upload_mb: int = 100
     upload_quota_mb: int = 0
+    # where uploads and generated images are kept: unset for the library folder, or an
+    # S3-compatible store, "s3://bucket/prefix" (DREAMDEPOT_STORAGE); the endpoint, region
+    # and credentials default to boto3's (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID…)
+    storage: str | None = None
+    storage_endpoint: str | None = None
+    storage_region: str | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

@@ -24,6 +24,7 @@ from dreamdepot.ingest.pipeline import Indexer, Root
 from dreamdepot.ingest.probe import probe
 from dreamdepot.ingest.scanner import MEDIA_SUFFIXES
 from dreamdepot.media.decode import MAX_DECODE_PIXELS
+from dreamdepot.storage import BlobError, BlobStore, S3Blobs
 
 CHUNK = 1 << 20
 
@@ -43,18 +44,26 @@ class Stored:
     sha256: str
 
 
-def uploads_root(catalog: Catalog, library_dir: Path) -> Root:
-    """The folder uploads live in, registered as a root (not watched: only uploads write)."""
+def uploads_root(catalog: Catalog, library_dir: Path, blobs: BlobStore | None = None) -> Root:
+    """Where uploads live, registered as a root (not watched: only uploads write there):
+    the library's ``uploads/`` folder, or the object store's ``uploads/`` prefix."""
+    if isinstance(blobs, S3Blobs):
+        return ensure_root(catalog, blobs.root_url("uploads"))
     path = (library_dir / "uploads").resolve()
     path.mkdir(parents=True, exist_ok=True)
+    return ensure_root(catalog, str(path))
+
+
+def ensure_root(catalog: Catalog, path: str) -> Root:
+    """The root at ``path`` (a folder or an object-store URL), registered unwatched."""
     with catalog.transaction() as conn:
         conn.execute(
             "INSERT INTO roots(path, watch, added_at) VALUES (?, 0, ?) "
             "ON CONFLICT(path) DO NOTHING",
-            (str(path), time.time()),
+            (path, time.time()),
         )
-    row = catalog.conn.execute("SELECT id FROM roots WHERE path = ?", (str(path),)).fetchone()
-    return Root(int(row[0]), str(path))
+    row = catalog.conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
+    return Root(int(row[0]), path)
 
 
 def receive(
@@ -92,12 +101,14 @@ def store(
     name: str,
     who: Any,
     quota_bytes: int = 0,
+    blobs: BlobStore | None = None,
 ) -> Stored:
     """Keep a received file (see the module docstring); the temporary file is always gone
     afterwards. ``who`` is the sender (accounts.Principal, or None in a library without
-    accounts)."""
+    accounts). With an object store, the file goes there first (a failure is a retryable
+    503 and nothing reaches the catalog), and a local copy is kept as the server's cache."""
     try:
-        return _store(catalog, library_dir, tmp, sha256, size, name, who, quota_bytes)
+        return _store(catalog, library_dir, tmp, sha256, size, name, who, quota_bytes, blobs)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -111,6 +122,7 @@ def _store(
     name: str,
     who: Any,
     quota_bytes: int,
+    blobs: BlobStore | None,
 ) -> Stored:
     user_id = getattr(who, "user_id", None)
     conn = catalog.conn
@@ -135,14 +147,30 @@ def _store(
         raise UploadRefused(
             422, f"{checked.width}×{checked.height} pixels: more than an image may decode to"
         )
-    root = uploads_root(catalog, library_dir)
+    root = uploads_root(catalog, library_dir, blobs)
     rel = f"{sha256[:2]}/{sha256}{suffix}"
-    target = Path(root.path) / rel
+    remote = isinstance(blobs, S3Blobs)
+    local = library_dir / "cache" / "blobs" / "uploads" if remote else Path(root.path)
+    if remote:
+        assert blobs is not None
+        try:
+            blobs.put_file(f"uploads/{rel}", tmp)
+        except BlobError as exc:
+            raise UploadRefused(503, f"{exc}: nothing was kept; try again") from exc
+    target = local / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)  # whole, under its final name: never half a file there
-    _, probes = Indexer(catalog, workers=1).index_paths(root, [rel])
-    if probes[0].error:
+
+    def forget() -> None:
         target.unlink(missing_ok=True)
+        if remote and blobs is not None:
+            blobs.delete(f"uploads/{rel}")
+
+    _, probes = Indexer(catalog, workers=1).index_paths(
+        root, [rel], read_from=str(local) if remote else None
+    )
+    if probes[0].error:
+        forget()
         raise UploadRefused(422, f"cannot be indexed: {probes[0].error}")
     image_id = int(
         conn.execute(
@@ -156,7 +184,7 @@ def _store(
     if others and not can_see(conn, who, image_id):  # the library holds it, privately
         with catalog.transaction() as tx:
             tx.execute("DELETE FROM files WHERE root_id = ? AND rel_path = ?", (root.id, rel))
-        target.unlink(missing_ok=True)
+        forget()
         raise UploadRefused(409, "this file is already on the instance, not shared with you")
     with catalog.transaction() as tx:
         if not others:

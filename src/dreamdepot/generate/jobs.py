@@ -489,10 +489,28 @@ class JobQueue:
         return self._link(job_id, req, rel_paths)
 
     def _link(self, job_id: int, req: GenerateRequest, rel_paths: list[str]) -> list[int]:
-        """Index the result files and key their images by (job, index), with lineage."""
-        root = self._generated_root()
+        """Index the result files and key their images by (job, index), with lineage. With
+        an object store, the files go there first (under ``generated/``: every server can
+        then serve them, wherever the worker ran) and are indexed from the local copy."""
+        from dreamdepot.storage import BlobError, S3Blobs, open_store
+
+        blobs = open_store(load_settings(self.library_dir), self.library_dir)
+        local = self.library_dir / "generated"
+        if isinstance(blobs, S3Blobs):
+            from dreamdepot.uploads import ensure_root
+
+            for rel in rel_paths:
+                try:
+                    blobs.put_file(f"generated/{rel}", local / rel, "image/png")
+                except BlobError as exc:
+                    raise BackendError(f"storing the result failed: {exc}") from exc
+            root = ensure_root(self.catalog, blobs.root_url("generated"))
+        else:
+            root = self._generated_root()
         indexer = Indexer(self.catalog, workers=1)
-        _, probes = indexer.index_paths(root, rel_paths)
+        _, probes = indexer.index_paths(
+            root, rel_paths, read_from=str(local) if isinstance(blobs, S3Blobs) else None
+        )
         failed = [p.rel_path for p in probes if p.error]
         if failed:
             raise BackendError(f"generated files could not be indexed: {failed}")

@@ -100,10 +100,15 @@ class Indexer:
     # -- roots -----------------------------------------------------------------------
 
     def roots(self) -> list[Root]:
+        """The folders a scan walks (an object store's prefixes are written, not walked)."""
         rows = self.catalog.conn.execute(
             "SELECT id, path, watch, online FROM roots ORDER BY id"
         ).fetchall()
-        return [Root(r["id"], r["path"], bool(r["watch"]), bool(r["online"])) for r in rows]
+        return [
+            Root(r["id"], r["path"], bool(r["watch"]), bool(r["online"]))
+            for r in rows
+            if "://" not in r["path"]
+        ]
 
     # -- full scan ---------------------------------------------------------------------
 
@@ -418,8 +423,12 @@ class Indexer:
 
     # -- a few paths (the watcher) -------------------------------------------------------
 
-    def index_paths(self, root: Root, rel_paths: list[str]) -> tuple[ScanStats, list[Probe]]:
-        """Index specific files of a root now; returns the stats and the probes."""
+    def index_paths(
+        self, root: Root, rel_paths: list[str], read_from: str | None = None
+    ) -> tuple[ScanStats, list[Probe]]:
+        """Index specific files of a root now; returns the stats and the probes. With
+        ``read_from``, the files are read from that folder (a local copy of what an object
+        store root holds) and recorded under ``root``."""
         stats = ScanStats(roots=1)
         started = time.perf_counter()
         existing: dict[str, Existing] = {}
@@ -438,7 +447,7 @@ class Indexer:
                 (root.id, to_db(rel)),
             ).fetchone()
         }
-        probes = probe_many(root.path, rel_paths, self.stealth_check)
+        probes = probe_many(read_from or root.path, rel_paths, self.stealth_check)
         stats.absorb(self.writer.apply(root.id, probes, existing, errors))
         stats.probed = len(probes)
         stats.moved = self._record_moves()

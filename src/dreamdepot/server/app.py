@@ -44,6 +44,17 @@ class AppState:
     roots: dict[int, str] = field(default_factory=dict)
     background: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    _blobs: Any = None
+
+    @property
+    def blobs(self) -> Any:
+        """Where uploads and generated images are kept (storage.py): the library folder,
+        or the object store the settings name."""
+        if self._blobs is None:
+            from dreamdepot.storage import open_store
+
+            self._blobs = open_store(self.settings, self.library_path)
+        return self._blobs
 
     @property
     def catalog_where(self) -> str | Path:

@@ -431,10 +431,32 @@ def _present_file(st: AppState, image_id: int) -> str:
         .fetchall()
     )
     for root_id, rel in rows:
-        path = confined(st, root_id, from_db(rel))
+        path = confined(st, root_id, from_db(rel)) or _from_store(st, root_id, from_db(rel))
         if path is not None:
             return path
     raise HTTPException(404, f"image {image_id} has no readable file")
+
+
+def _from_store(st: AppState, root_id: int, rel: str) -> str | None:
+    """A file kept in the object store, through this server's local cache of it (fetched
+    once, after the caller's access was checked)."""
+    from dreamdepot.storage import BlobError, key_of
+
+    root = st.roots.get(root_id)
+    key = key_of(st.blobs, root, rel) if root else None
+    if key is None:
+        return None
+    cached = st.library_path / "cache" / "blobs" / key
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_name(f".{cached.name}.part")
+        try:
+            st.blobs.download(key, part)
+        except BlobError as exc:
+            part.unlink(missing_ok=True)
+            raise HTTPException(503, str(exc), {"Retry-After": "5"}) from exc
+        part.replace(cached)
+    return str(cached)
 
 
 @router.get("/images/{image_id}/file")

@@ -33,7 +33,7 @@ def upload(request: Request, files: list[UploadFile] = File(...)) -> Any:  # noq
             name = f.filename or "upload"
             try:
                 tmp, sha, size = receive(f.file, st.library_path / "uploads", limit, name)
-                kept = store(catalog, st.library_path, tmp, sha, size, name, who, quota)
+                kept = store(catalog, st.library_path, tmp, sha, size, name, who, quota, st.blobs)
             except UploadRefused as exc:
                 items.append({"name": name, "error": str(exc), "status": exc.status})
                 continue
