@@ -298,3 +298,40 @@ def test_the_shared_dream_cache_answers_from_own_and_shared_images_only(
         mine = alice.post("/api/dream", json={"prompt": f"{SECRET}, a lighthouse", **ask}).json()
         assert mine["hit"] and mine["images"][0]["id"] == ids["alice"]["id"]
         assert mine["images"][0]["from_someone_else"] is False
+
+
+def test_an_admin_transfers_a_departed_users_images(instance: Instance) -> None:
+    cli = instance.cli
+    cli("users", "disable", "alice")
+    out = cli("users", "transfer", "alice", "bob").stdout
+    assert "2 image(s) of alice now belong to bob" in out
+    with instance.as_("bob") as bob:
+        private = f"/api/images/{instance.ids['alice']['id']}"
+        assert bob.get(private).status_code == 200  # his now
+        assert bob.put(private + "/rating", json={"rating": 3}).status_code == 200
+    assert "the two users are the same" in cli("users", "transfer", "bob", "bob", expect=2).stderr
+
+
+def test_an_invitation_link_makes_one_account_once(instance: Instance) -> None:
+    link = instance.cli("users", "invite", "--role", "viewer", "--url", instance.srv.base)
+    url = link.stdout.strip().splitlines()[-1]
+    token = url.rsplit("/", 1)[-1]
+    assert url.startswith(instance.srv.base + "/#/invite/")
+    anon = httpx.Client(base_url=instance.srv.base)
+
+    def accept(client: Any, token: str, name: str) -> httpx.Response:
+        body = {"token": token, "name": name, "password": f"{name}-password"}
+        return client.post(instance.srv.base + "/api/invitations/accept", json=body)
+
+    made = accept(anon, token, "dave")
+    assert made.status_code == 200 and made.json()["role"] == "viewer", made.text
+    assert anon.get("/api/me").json()["name"] == "dave"  # signed in by the same answer
+    again = accept(httpx, token, "eve")
+    assert again.status_code == 400 and "not valid" in again.json()["error"]
+    with instance.as_("root") as root, instance.as_("bob") as bob:
+        assert bob.post("/api/invitations", json={"role": "admin"}).status_code == 403
+        fresh = root.post("/api/invitations", json={"role": "member"}).json()
+    taken = accept(httpx, fresh["token"], "bob")
+    assert taken.status_code == 400 and "exists" in taken.json()["error"]
+    ok = accept(httpx, fresh["token"], "frank")
+    assert ok.status_code == 200  # a failed try (the name was taken) did not use the link up

@@ -78,6 +78,10 @@ def test_query_language_over_http_and_errors(served: Any) -> None:
     assert len(big["items"]) == 30
     assert client.get("/api/images/999").status_code == 404
     assert client.get("/api/images/abc").status_code == 422
+    # a word with nothing to search for (a control mark) narrows nothing, on every face
+    for path in ("/api/images", "/api/images/count"):
+        assert client.get(path, params={"q": "\x1b"}).status_code == 200
+    assert _ok(client.get("/api/images/count", params={"q": "\x1b"}))["count"] == 30
 
 
 def test_detail_rating_favourite_and_raw(served: Any) -> None:

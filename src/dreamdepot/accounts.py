@@ -159,6 +159,20 @@ def set_disabled(conn: sqlite3.Connection, name: str, disabled: bool = True) -> 
             conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
 
 
+def transfer_images(conn: sqlite3.Connection, from_name: str, to_name: str) -> int:
+    """Give every image (and upload) of ``from_name`` to ``to_name`` — a departed user's
+    pictures kept by a colleague; sharing is left as it was. Returns how many images."""
+    source, target = _user_id(conn, from_name), _user_id(conn, to_name)
+    if source == target:
+        raise AccountError("transfer: the two users are the same")
+    with _tx(conn):
+        n = conn.execute(
+            "UPDATE images SET owner_id = ? WHERE owner_id = ?", (target, source)
+        ).rowcount
+        conn.execute("UPDATE uploads SET user_id = ? WHERE user_id = ?", (target, source))
+    return int(n)
+
+
 def check_password(conn: sqlite3.Connection, name: str, password: str) -> int | None:
     """The user's id when ``password`` is theirs and they are enabled; else None (the same
     work is done for an unknown name, so timing does not tell names apart)."""
@@ -174,6 +188,57 @@ def check_password(conn: sqlite3.Connection, name: str, password: str) -> int | 
 
 
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+# -- invitations -----------------------------------------------------------------------------
+
+INVITATION_SECONDS = 7 * 24 * 3600
+
+
+def create_invitation(
+    conn: sqlite3.Connection, role: str = "member", created_by: int | None = None,
+    seconds: float = INVITATION_SECONDS,
+) -> str:  # fmt: skip
+    """A one-time token that makes one account with ``role`` (shown once)."""
+    if role not in ROLES:
+        raise AccountError(f"role: one of {', '.join(ROLES)}")
+    token = secrets.token_urlsafe(24)
+    now = time.time()
+    with _tx(conn):
+        conn.execute(
+            "INSERT INTO invitations(token_hash, role, created_by, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (_digest(token), role, created_by, now, now + seconds),
+        )
+    return token
+
+
+def accept_invitation(
+    conn: sqlite3.Connection, token: str, name: str, password: str, display_name: str | None = None
+) -> int:
+    """The new user's id. The invitation is claimed first (one statement, so two requests
+    with one link cannot both win) and given back if the account cannot be made."""
+    if len(password) < 8:
+        raise AccountError("password: at least 8 characters")
+    digest = _digest(token)
+    row = conn.execute("SELECT role FROM invitations WHERE token_hash = ?", (digest,)).fetchone()
+    with _tx(conn):
+        claimed = conn.execute(
+            "UPDATE invitations SET used_at = ? WHERE token_hash = ? AND used_at IS NULL "
+            "AND expires_at > ?",
+            (time.time(), digest, time.time()),
+        ).rowcount
+    if row is None or not claimed:
+        raise AccountError("this invitation is not valid (used, expired or unknown)")
+    try:
+        user_id = add_user(conn, name, str(row[0]), password, display_name)
+    except AccountError:
+        with _tx(conn):
+            conn.execute("UPDATE invitations SET used_at = NULL WHERE token_hash = ?", (digest,))
+        raise
+    with _tx(conn):
+        conn.execute("UPDATE invitations SET used_by = ? WHERE token_hash = ?", (user_id, digest))
+    return user_id
 
 
 # -- API keys --------------------------------------------------------------------------------

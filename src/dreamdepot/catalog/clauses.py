@@ -331,6 +331,8 @@ class Words(Clause):
     def prompt_ids(self, d: Dialect, limit: int | None = None) -> SqlParams:
         """A subquery: the ids of the prompts holding these words (at most ``limit``)."""
         cap = f" LIMIT {int(limit)}" if limit is not None else ""
+        if not self.terms:  # text with nothing to search for (punctuation, control marks)
+            return f"SELECT id FROM prompts{cap}", []
         if d.pg:
             return f"SELECT id FROM prompts WHERE tsv @@ to_tsquery('simple', ?){cap}", [
                 self.tsquery()
@@ -338,6 +340,8 @@ class Words(Clause):
         return f"SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?{cap}", [self.fts5()]
 
     def sql(self, d: Dialect) -> SqlParams:
+        if not self.terms:  # nothing to search for narrows nothing (as an empty query)
+            return "TRUE", []
         subquery, params = self.prompt_ids(d)
         sql = f"images.{self.column} IN ({subquery})"
         return ("+" + sql if d.walk and not d.pg else sql), params

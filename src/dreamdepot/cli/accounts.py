@@ -86,6 +86,39 @@ def users_disable(
     console.print(f"User {escape(name)} {'enabled' if enable else 'disabled'}")
 
 
+@users_app.command("invite")
+def users_invite(
+    role: Annotated[str, typer.Option(help="admin, member or viewer.")] = "member",
+    base_url: Annotated[
+        str, typer.Option("--url", help="The instance's address, for the link.")
+    ] = "http://127.0.0.1:8765",
+    days: Annotated[float, typer.Option(help="How long the link works.")] = 7.0,
+) -> None:
+    """A one-time link that lets its holder make one account with ROLE (printed once, alone
+    on the last line)."""
+    with open_library() as lib:
+        try:
+            token = accounts.create_invitation(lib.conn, role, seconds=days * 86400)
+        except accounts.AccountError as exc:
+            fail(str(exc), 2)
+    typer.echo(f"Invitation for one {role} account, valid {days:g} days, usable once:", err=True)
+    typer.echo(f"{base_url.rstrip('/')}/#/invite/{token}")
+
+
+@users_app.command("transfer")
+def users_transfer(
+    from_user: Annotated[str, typer.Argument(help="Whose images (e.g. someone who left).")],
+    to_user: Annotated[str, typer.Argument(help="Who gets them.")],
+) -> None:
+    """Give all of one user's images to another (what was shared stays shared)."""
+    with open_library() as lib:
+        try:
+            n = accounts.transfer_images(lib.conn, from_user, to_user)
+        except accounts.AccountError as exc:
+            fail(str(exc), 2)
+    console.print(f"{n} image(s) of {escape(from_user)} now belong to {escape(to_user)}")
+
+
 @users_app.command("reset-password")
 def users_reset_password(
     name: Annotated[str, typer.Argument()],

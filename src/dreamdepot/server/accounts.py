@@ -36,13 +36,14 @@ from dreamdepot.server.security import UNSAFE_METHODS
 
 SESSION_COOKIE = "dd_session"
 CSRF_HEADER = "x-csrf-token"
-OPEN_PATHS = ("/", "/api/login", "/favicon.ico")
+OPEN_PATHS = ("/", "/api/login", "/api/invitations/accept", "/favicon.ico")
 OPEN_PREFIXES = ("/static/",)
 
 # (method, route) -> (scope, members): "members" routes filter what they answer by owner
 # and sharing; the others answer admins only.
 POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/api/login"): ("read", True),
+    ("POST", "/api/invitations/accept"): ("read", True),
     ("POST", "/api/logout"): ("read", True),
     ("GET", "/api/me"): ("read", True),
     ("GET", "/api/backend"): ("read", True),
@@ -93,6 +94,7 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/folders"): ("read", False),
     ("GET", "/api/stats"): ("read", False),
     ("POST", "/api/scan"): ("admin", False),
+    ("POST", "/api/invitations"): ("admin", False),
     ("POST", "/api/autotag"): ("admin", False),
 }
 
@@ -289,6 +291,60 @@ def login(request: Request, body: LoginBody, response: Response) -> dict[str, An
         throttle.failed(*keys)
         raise HTTPException(401, "wrong name or password")
     throttle.succeeded(keys[0])
+    return _signed_in(request, response, user_id)
+
+
+class InviteBody(BaseModel):
+    role: str = Field("member", pattern="^(admin|member|viewer)$")
+    days: float = Field(7.0, gt=0, le=90)
+
+
+@router.post("/invitations")
+def invite(request: Request, body: InviteBody) -> dict[str, Any]:
+    """A one-time link for one new account (admins)."""
+    from dreamdepot.server.app import state
+
+    who = principal(request)
+    with state(request).store.write() as conn:
+        token = accounts.create_invitation(
+            conn, body.role, who.user_id if who else None, body.days * 86400
+        )
+    return {"token": token, "path": f"/#/invite/{token}", "role": body.role}
+
+
+class AcceptBody(BaseModel):
+    token: str = Field(max_length=200)
+    name: str = Field(max_length=100)
+    password: str = Field(min_length=8, max_length=1000)
+    display_name: str | None = Field(None, max_length=200)
+
+
+@router.post("/invitations/accept")
+def accept(request: Request, body: AcceptBody, response: Response) -> dict[str, Any]:
+    """Make the invited account and sign it in (a session cookie, as at login)."""
+    from dreamdepot.server.app import state
+
+    st = state(request)
+    address = request.client.host if request.client else "?"
+    throttle = _throttle(request)
+    if throttle.blocked(f"addr:{address}"):
+        raise HTTPException(429, "too many failed tries; try again later")
+    try:
+        with st.store.write() as conn:
+            user_id = accounts.accept_invitation(
+                conn, body.token, body.name, body.password, body.display_name
+            )
+    except accounts.AccountError as exc:
+        throttle.failed(f"addr:{address}")
+        raise HTTPException(400, str(exc)) from exc
+    return _signed_in(request, response, user_id)
+
+
+def _signed_in(request: Request, response: Response, user_id: int) -> dict[str, Any]:
+    """A new session for ``user_id``, its cookie on ``response``."""
+    from dreamdepot.server.app import state
+
+    st = state(request)
     with st.store.write() as conn:
         token, _ = accounts.create_session(conn, user_id)
     who = accounts.principal_for_session(st.store.read(), token)

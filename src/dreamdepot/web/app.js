@@ -1447,17 +1447,29 @@ function listen() {
 
 // -- accounts and uploads (a shared instance) ----------------------------------------------
 
+// an invitation link (#/invite/TOKEN) makes an account instead of signing in to one
+const inviteToken = () => (location.hash.match(/^#\/invite\/([A-Za-z0-9_-]+)$/) || [])[1] || null;
+
 function showLogin(message) {
   const dlg = $("#login");
   $("#login-error").textContent = message || "";
+  if (inviteToken()) {
+    $("#login-title").textContent = "Create your Dream Depot account";
+    $("#login-go").textContent = "Create account";
+  }
   dlg.hidden = false;
   $("#login-name").focus();
 }
 
 $("#login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  const name = $("#login-name").value;
+  const password = $("#login-password").value;
   try {
-    await api("/api/login", { json: { name: $("#login-name").value, password: $("#login-password").value } });
+    const token = inviteToken();
+    if (token) await api("/api/invitations/accept", { json: { token, name, password } });
+    else await api("/api/login", { json: { name, password } });
+    if (token) location.hash = "#/";
     location.reload();
   } catch (err) {
     $("#login-error").textContent = err.status === 429 ? "Too many tries: wait a few minutes" : err.message;
