@@ -335,3 +335,49 @@ def test_an_invitation_link_makes_one_account_once(instance: Instance) -> None:
     assert taken.status_code == 400 and "exists" in taken.json()["error"]
     ok = accept(httpx, fresh["token"], "frank")
     assert ok.status_code == 200  # a failed try (the name was taken) did not use the link up
+
+
+def _sso(base: str, client: httpx.Client) -> httpx.Response:
+    """The browser's part of the code flow: to the provider and back to the callback."""
+    start = client.get(base + "/api/oidc/login")
+    assert start.status_code == 302, start.text
+    at_provider = httpx.get(start.headers["location"])  # the provider signs the user in
+    assert at_provider.status_code in (302, 307), at_provider.text
+    return client.get(at_provider.headers["location"])
+
+
+def test_signing_in_through_an_openid_connect_provider(cli: Cli, tmp_path: Path) -> None:
+    from fake_oidc import FakeOidc
+
+    cli("stats")
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", input="admin-password\n")
+    cli("users", "add", "carla", "--password-stdin", input="local-carla-pw\n")  # not hers
+    with FakeOidc() as idp:
+        toml = cli.library_path / "dreamdepot.toml"  # ends in [server], where these go
+        sso = f'oidc_issuer = "{idp.issuer}"\noidc_client_id = "dreamdepot"\n'
+        toml.write_text(toml.read_text() + sso + 'oidc_client_secret = "s3cret"\n')
+        with Server(cli.library_path) as srv:
+            assert httpx.get(srv.base + "/api/login/methods").json()["oidc"] is True
+            browser = httpx.Client(base_url=srv.base)
+            done = _sso(srv.base, browser)
+            assert done.status_code == 302 and done.headers["location"] == "/"
+            me = browser.get("/api/me").json()
+            assert me["role"] == "member" and me["name"].startswith("carla-")  # a new account
+            assert me["display_name"] == "Carla"
+            again = httpx.Client(base_url=srv.base)
+            _sso(srv.base, again)
+            assert again.get("/api/me").json()["id"] == me["id"]  # the same subject, same user
+            # a callback for a sign-in this browser did not start
+            stranger = httpx.Client(base_url=srv.base)
+            start = browser.get("/api/oidc/login")
+            back = httpx.get(start.headers["location"]).headers["location"]
+            assert stranger.get(back).status_code == 400
+            # an ID token minted for another client
+            idp.audience = "someone-else"
+            other = httpx.Client(base_url=srv.base)
+            refused = _sso(srv.base, other)
+            assert refused.status_code == 400 and "ID token" in refused.json()["error"]
+            assert other.get("/api/me").status_code == 401
+            idp.audience = None
+            cli("users", "disable", me["name"])
+            assert _sso(srv.base, httpx.Client(base_url=srv.base)).status_code == 403

@@ -77,6 +77,10 @@ port = 8765
 # tls_key = "/etc/dreamdepot/key.pem"
 # behind_proxy = true                      # or `serve --behind-proxy`
 # trusted_proxies = ["10.0.0.2"]           # whose X-Forwarded-* headers are believed
+# Sign-in through an OpenID Connect provider (Keycloak, Entra ID, Okta, Google…); its
+# redirect URI is https://YOUR-HOST/api/oidc/callback. The secret: DREAMDEPOT_OIDC_CLIENT_SECRET.
+# oidc_issuer = "https://login.example.com/realms/studio"
+# oidc_client_id = "dreamdepot"
 """
 
 
@@ -97,6 +101,12 @@ class ServerSettings:
     tls_key: str | None = None
     behind_proxy: bool = False
     trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # sign-in through a company identity provider (OpenID Connect, docs/accounts.md)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_role: str = "member"  # the role of an account made at its first OIDC sign-in
+    oidc_username_claim: str = "preferred_username"
 
 
 @dataclass

@@ -381,11 +381,19 @@ class Indexer:
 
     # -- background stage: thumbnails, placeholders, perceptual hashes ----------------------
 
-    def media_pending(self, thumbs_dir: str, sizes: tuple[int, ...], batch: int = 16) -> int:
+    def media_pending(
+        self,
+        thumbs_dir: str,
+        sizes: tuple[int, ...],
+        batch: int = 16,
+        local_copies: dict[str, str] | None = None,
+    ) -> int:
         """Make thumbnails, placeholders and perceptual hashes for images that lack them.
 
         Decoding is the expensive part, so it runs in worker processes; a file that cannot
-        be decoded gets ``media_error`` (the API then serves a fallback tile).
+        be decoded gets ``media_error`` (the API then serves a fallback tile). A file in an
+        object store is read from its local copy (``local_copies``: root → folder) when this
+        machine has one, and otherwise left for the thumbnail route to fetch on demand.
         """
         rows = self.catalog.conn.execute(
             "SELECT i.id, i.content_hash, r.path, f.rel_path,"
@@ -394,7 +402,16 @@ class Indexer:
             " JOIN roots r ON r.id = f.root_id WHERE i.media_error IS NULL AND (i.thumb_key IS NULL"
             " OR (i.duration IS NOT NULL AND i.preview_key IS NULL)) ORDER BY i.created_at DESC"
         ).fetchall()
-        work = [(r[0], r[1], os.path.join(r[2], from_db(r[3])), r[4]) for r in rows]
+        work = []
+        for image_id, content_hash, root, rel, animated in rows:
+            if "://" in root:  # an object store's prefix: its local copy, if any
+                folder = (local_copies or {}).get(root)
+                path = os.path.join(folder, from_db(rel)) if folder else None
+                if path is None or not os.path.isfile(path):
+                    continue
+            else:
+                path = os.path.join(root, from_db(rel))
+            work.append((image_id, content_hash, path, animated))
         if not work:
             return 0
         self.progress.begin("Thumbnails", len(work))

@@ -36,7 +36,15 @@ from dreamdepot.server.security import UNSAFE_METHODS
 
 SESSION_COOKIE = "dd_session"
 CSRF_HEADER = "x-csrf-token"
-OPEN_PATHS = ("/", "/api/login", "/api/invitations/accept", "/favicon.ico")
+OPEN_PATHS = (
+    "/",
+    "/api/login",
+    "/api/login/methods",
+    "/api/invitations/accept",
+    "/api/oidc/login",
+    "/api/oidc/callback",
+    "/favicon.ico",
+)
 OPEN_PREFIXES = ("/static/",)
 
 # (method, route) -> (scope, members): "members" routes filter what they answer by owner
@@ -44,6 +52,9 @@ OPEN_PREFIXES = ("/static/",)
 POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/api/login"): ("read", True),
     ("POST", "/api/invitations/accept"): ("read", True),
+    ("GET", "/api/login/methods"): ("read", True),
+    ("GET", "/api/oidc/login"): ("read", True),
+    ("GET", "/api/oidc/callback"): ("read", True),
     ("POST", "/api/logout"): ("read", True),
     ("GET", "/api/me"): ("read", True),
     ("GET", "/api/backend"): ("read", True),
@@ -359,6 +370,15 @@ def _signed_in(request: Request, response: Response, user_id: int) -> dict[str, 
         path="/",
     )
     return _public(who)
+
+
+@router.get("/login/methods")
+def login_methods(request: Request) -> dict[str, bool]:
+    """How one may sign in here (the sign-in page offers what there is)."""
+    from dreamdepot.server.app import state
+    from dreamdepot.server.oidc import enabled
+
+    return {"password": True, "oidc": enabled(state(request).settings)}
 
 
 @router.post("/logout")

@@ -136,6 +136,7 @@ class TokenAuth(BaseHTTPMiddleware):
 
 def create_app(library_path: Path, token: str | None = None) -> FastAPI:
     from dreamdepot.server import accounts as account_routes
+    from dreamdepot.server import oidc
     from dreamdepot.server.accounts import AccountAuth, enforce_policy
     from dreamdepot.server.routes import (
         albums,
@@ -232,6 +233,7 @@ def create_app(library_path: Path, token: str | None = None) -> FastAPI:
     for module in (images, tags, albums, prompts, semantic, generate, files, system, uploads):
         app.include_router(module.router)
     app.include_router(account_routes.router)
+    app.include_router(oidc.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

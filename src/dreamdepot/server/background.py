@@ -46,10 +46,24 @@ def _indexer(st: AppState, kind: str) -> tuple[Catalog, Indexer]:
     )
 
 
+def local_copies(st: AppState) -> dict[str, str]:
+    """The object store's prefixes and where this server keeps its copies of them."""
+    from dreamdepot.storage import S3Blobs
+
+    if not isinstance(st.blobs, S3Blobs):
+        return {}
+    cache = st.library_path / "cache" / "blobs"
+    return {st.blobs.root_url(p): str(cache / p) for p in ("uploads", "generated")}
+
+
 def thumbnails(st: AppState) -> int:
     catalog, indexer = _indexer(st, "thumbnails")
     try:
-        n = indexer.media_pending(str(st.library_path / "thumbs"), (st.settings.thumb_size,))
+        n = indexer.media_pending(
+            str(st.library_path / "thumbs"),
+            (st.settings.thumb_size,),
+            local_copies=local_copies(st),
+        )
     finally:
         catalog.close()
     if n:
@@ -138,6 +152,28 @@ def after_indexing(st: AppState) -> None:
         return
     with _autotag_lock:
         autotags(st)
+
+
+_stages_lock = threading.Lock()
+_stages_again = threading.Event()
+
+
+def stages_soon(st: AppState) -> None:
+    """Run the background stages for files that just arrived (uploads): one run at a time;
+    arrivals during a run make it go round once more."""
+    _stages_again.set()
+    if not _stages_lock.acquire(blocking=False):
+        return
+
+    def run() -> None:
+        try:
+            while _stages_again.is_set() and not st.stop.is_set():
+                _stages_again.clear()
+                after_indexing(st)
+        finally:
+            _stages_lock.release()
+
+    st.start(run, "dreamdepot-stages-uploads")
 
 
 def scan_in_background(st: AppState) -> bool:

@@ -1459,6 +1459,7 @@ function showLogin(message) {
   }
   dlg.hidden = false;
   $("#login-name").focus();
+  api("/api/login/methods").then((m) => { $("#login-sso").hidden = !m.oidc || !!inviteToken(); }).catch(() => {});
 }
 
 $("#login-form").addEventListener("submit", async (ev) => {

@@ -43,6 +43,10 @@ def upload(request: Request, files: list[UploadFile] = File(...)) -> Any:  # noq
     finally:
         with contextlib.suppress(Exception):
             catalog.close()
+    if any("id" in i and not i["duplicate"] for i in items):  # thumbnails, vectors, tags
+        from dreamdepot.server.background import stages_soon
+
+        stages_soon(st)
     if any("id" in i for i in items):
         return {"items": items}
     first = items[0] if items else {"error": "no files", "status": 422}
