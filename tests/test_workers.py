@@ -316,3 +316,43 @@ def test_a_worker_advertises_itself_reports_progress_and_gives_back_on_sigterm(
         _stop(again)
     assert job["worker"] and "/" in job["worker"]
     assert cli.json("jobs", "--json")["workers"] == []  # both said goodbye
+
+
+def test_new_prompts_are_embedded_by_a_worker_on_the_embed_queue(service: Any) -> None:
+    import httpx
+
+    from builders import png_bytes
+    from server import Server
+
+    lib, _ = service
+    data = png_bytes({"parameters": "a heron in the reeds\nSteps: 5, Seed: 4, Size: 64x64"})
+    with Server(lib) as srv:
+        r = httpx.post(srv.base + "/api/uploads", files={"files": ("heron.png", data)})
+        assert r.status_code == 200, r.text
+        conn = catalog(lib)
+        deadline = time.monotonic() + 30
+
+        def asked() -> bool:  # the server asks a worker for it instead of embedding itself
+            if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
+                return False
+            return bool(conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE "
+                        "task_name = 'dreamdepot.embed_pending'").fetchone()[0])  # fmt: skip
+
+        while not asked():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+        worker = _worker(lib, "--queues", "embed")
+        try:
+            deadline = time.monotonic() + 90
+            while not conn.execute(
+                "SELECT 1 FROM embeddings e JOIN prompts p ON p.id = e.owner_id "
+                "WHERE e.owner_kind = 'prompt' AND p.text = 'a heron in the reeds'"
+            ).fetchone():
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.3)
+            (w,) = httpx.get(srv.base + "/api/jobs").json()["workers"]
+            assert w["queues"] == ["embed"]
+        finally:
+            _stop(worker)
+            conn.close()

@@ -393,6 +393,26 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
 
 
+def _embed_task(lib: Library, url: str) -> Any:
+    """The ``embed`` queue's work: vectors for new prompts and images, with this machine's
+    embedding model (loaded once, at start: a worker without it refuses the queue)."""
+    from dreamdepot.catalog.db import Catalog
+    from dreamdepot.semantic.service import embed_images_pending, embed_pending
+
+    embedder = _embedder_or_fail(lib)
+
+    def run() -> int:
+        catalog = Catalog.open(url, library_dir=lib.path)
+        try:
+            return embed_pending(catalog.conn, embedder) + embed_images_pending(
+                catalog.conn, embedder
+            )
+        finally:
+            catalog.close()
+
+    return run
+
+
 @app.command()
 def worker(
     backend: BackendOption = None,
@@ -404,7 +424,7 @@ def worker(
     ] = None,
     queues: Annotated[
         str,
-        typer.Option("--queues", help="Which kinds of job to take: generate, upscale."),
+        typer.Option("--queues", help="Which kinds of job to take: generate, upscale, embed."),
     ] = "generate,upscale",
     metrics_port: Annotated[
         int | None,
@@ -440,13 +460,20 @@ def worker(
         url = lib.settings.database
         if not url:
             fail("a worker needs a PostgreSQL catalog (database / DREAMDEPOT_DATABASE_URL)", 2)
-        try:
-            engine = make_backend(lib.settings, backend, backend_url, api_auth, model=model)
-            models = [model] if model else engine.models()
-            info = getattr(engine, "device_info", None)
-            device = info() if info else (None, None)
-        except (NoBackend, BackendError) as exc:
-            fail(str(exc), 2)
+        engine: Any = dispatch.Workers()  # a worker that only embeds loads no back end
+        models: list[str] = []
+        device: tuple[str | None, int | None] = (None, None)
+        if any(k in dispatch.JOB_QUEUES for k in kinds):
+            try:
+                engine = make_backend(lib.settings, backend, backend_url, api_auth, model=model)
+                models = [model] if model else engine.models()
+                info = getattr(engine, "device_info", None)
+                device = info() if info else (None, None)
+            except (NoBackend, BackendError) as exc:
+                fail(str(exc), 2)
+        library_tasks = {}
+        if "embed" in kinds:
+            library_tasks[dispatch.EMBED_TASK] = _embed_task(lib, url)
         names = dispatch.queues_for_models(models, kinds)
         name = f"{socket.gethostname()}/{os.getpid()}"
         publisher = dispatch.Publisher(url)
@@ -484,6 +511,7 @@ def worker(
                 name=name,
                 shutdown_timeout=shutdown_timeout,
                 on_stopped=stopped,
+                library_tasks=library_tasks,
             )
         finally:
             dispatch.unregister(lib.catalog, name)

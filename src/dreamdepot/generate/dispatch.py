@@ -39,7 +39,9 @@ from dreamdepot.ingest.metadata.model import model_name
 log = logging.getLogger(__name__)
 
 TASK = "dreamdepot.run_job"
-QUEUES = ("generate", "upscale")
+EMBED_TASK = "dreamdepot.embed_pending"  # prompt and image vectors for what was indexed
+QUEUES = ("generate", "upscale", "embed")
+JOB_QUEUES = ("generate", "upscale")  # the kinds that are rows in ``jobs``
 MAINTENANCE_SECONDS = 3.0
 CHANNEL = "dreamdepot_jobs"  # NOTIFY channel of job events, relayed to servers' SSE streams
 PROGRESS_EVERY = 0.25  # seconds between a running job's progress writes
@@ -94,7 +96,7 @@ class Workers:
 def queues_for_models(models: list[str], kinds: tuple[str, ...] = QUEUES) -> list[str]:
     """Every queue a worker with ``models`` serves (the any-model queues included)."""
     out = list(kinds)
-    for kind in kinds:
+    for kind in (k for k in kinds if k in JOB_QUEUES):
         for m in models:
             q = queue_for("upscale" if kind == "upscale" else "txt2img", m)
             if q not in out:
@@ -145,6 +147,19 @@ def defer(url: str, job_id: int, kind: str, model: str | None, priority: int = 0
         )
         try:
             task.defer(job_id=job_id)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return False
+    return True
+
+
+def defer_library_task(url: str, name: str, queue: str) -> bool:
+    """Ask the workers on ``queue`` to run library task ``name`` (embedding what is new);
+    False when one is already waiting (they coalesce: one run covers every arrival)."""
+    procrastinate = _procrastinate()
+    ensure_schema(url)
+    with _sync_app(url) as app:
+        try:
+            app.configure_task(name=name, queue=queue, queueing_lock=name).defer()
         except procrastinate.exceptions.AlreadyEnqueued:
             return False
     return True
@@ -315,6 +330,7 @@ def run_worker(
     name: str | None = None,
     shutdown_timeout: float = 15.0,
     on_stopped: Callable[[], None] | None = None,
+    library_tasks: dict[str, Callable[[], int]] | None = None,
 ) -> None:
     """Take jobs from ``queues`` and run each through ``run_job`` until SIGTERM/SIGINT (or
     ``stop``); every few seconds, say this worker is alive (``name`` in ``workers``) and
@@ -330,6 +346,13 @@ def run_worker(
     def _run(job_id: int) -> None:
         result = run_job(int(job_id))
         log.info("job %s: %s", job_id, result.get("status"))
+
+    for task_name, work in (library_tasks or {}).items():
+
+        def library_task(work: Callable[[], int] = work, task_name: str = task_name) -> None:
+            log.info("%s: %s done", task_name, work())
+
+        app.task(name=task_name, queue="embed")(library_task)
 
     done = stop or threading.Event()
 

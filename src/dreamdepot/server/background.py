@@ -72,7 +72,14 @@ def thumbnails(st: AppState) -> int:
 
 
 def embeddings(st: AppState) -> int:
-    """Embed new prompts when the semantic extra is installed; otherwise note it once."""
+    """Embed new prompts when the semantic extra is installed; otherwise note it once. With
+    workers, a worker serving the ``embed`` queue does it (one waiting request at a time)."""
+    if st.settings.job_runner == "workers" and st.settings.database:
+        from dreamdepot.generate.dispatch import EMBED_TASK, defer_library_task
+
+        defer_library_task(st.settings.database, EMBED_TASK, "embed")
+        st.events.publish("embed", {"stage": "queued", "note": "a worker embeds new prompts"})
+        return 0
     from dreamdepot.semantic.embedders import EmbedderUnavailable, embedder_for_library
     from dreamdepot.semantic.service import embed_pending
 
