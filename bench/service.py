@@ -274,7 +274,10 @@ def main() -> None:
 
         async def everyone() -> None:
             await asyncio.gather(
-                *(act(base, k, stats, until, random.Random(i)) for i, k in enumerate(keys))
+                *(
+                    act(base, k, owned[k], stats, until, random.Random(i))
+                    for i, k in enumerate(keys)
+                )
             )
 
         asyncio.run(everyone())

@@ -13,6 +13,7 @@ admin-only too, and the isolation tests fail until it has an entry.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -35,6 +36,7 @@ from dreamdepot.catalog.visibility import (
 from dreamdepot.server.security import UNSAFE_METHODS
 
 SESSION_COOKIE = "dd_session"
+TOUCH_SECONDS = 60.0  # an API key's last use is recorded at most this often
 CSRF_HEADER = "x-csrf-token"
 OPEN_PATHS = (
     "/",
@@ -199,28 +201,33 @@ class AccountAuth:
     def __init__(self, app: ASGIApp, fastapi_app: Any) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        self._touched: dict[str, float] = {}  # when each key's last use was written
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        st = self.fastapi_app.state.dd
-        conn = st.store.read()
-        if not accounts.has_accounts(conn):
-            scope.setdefault("state", {})["principal"] = LOCAL
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        path = scope["path"]
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        who = self._authenticate(request, conn)
+        from starlette.concurrency import run_in_threadpool
+
+        # the catalog lookups run off the event loop, which keeps serving other requests
+        who = await run_in_threadpool(self._who, scope)
         if isinstance(who, Response):
             await who(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = who
+        if who is not None:
+            scope.setdefault("state", {})["principal"] = who
         await self.app(scope, receive, send)
+
+    def _who(self, scope: Scope) -> Principal | Response | None:
+        """The request's principal (LOCAL without accounts), a refusal, or None for the
+        open paths (the page, sign-in)."""
+        conn = self.fastapi_app.state.dd.store.read()
+        if not accounts.has_accounts(conn):
+            return LOCAL
+        path = scope["path"]
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return None
+        return self._authenticate(Request(scope), conn)
 
     def _authenticate(self, request: Request, conn: Any) -> Principal | Response:
         auth = request.headers.get("authorization", "")
@@ -230,8 +237,11 @@ class AccountAuth:
             if who is None:
                 return _json(401, {"error": "that API key is not valid (revoked, or its "
                                    "user disabled)"}, bearer=True)  # fmt: skip
-            with self.fastapi_app.state.dd.store.write() as writer:
-                accounts.touch_api_key(writer, key)
+            now = time.monotonic()
+            if now - self._touched.get(key, 0.0) > TOUCH_SECONDS:  # not a write per request
+                self._touched[key] = now
+                with self.fastapi_app.state.dd.store.write() as writer:
+                    accounts.touch_api_key(writer, key)
             return who
         token = request.cookies.get(SESSION_COOKIE)
         who = accounts.principal_for_session(conn, token) if token else None
