@@ -38,6 +38,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, PngImagePlugin  # noqa: E402
 
+from _pg import fresh_database  # noqa: E402
 from _table import print_table  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -55,17 +56,7 @@ def free_port() -> int:
 
 
 def database() -> str:
-    import warnings
-
-    import pgserver
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(OUT / "pgdata", cleanup_mode=None)
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    server.psql("DROP DATABASE IF EXISTS dd_service;")
-    server.psql("CREATE DATABASE dd_service;")
-    return str(server.get_uri("dd_service"))
+    return fresh_database("dd_service")
 
 
 def picture(rng: np.random.Generator, prompt: str, seed: int) -> bytes:

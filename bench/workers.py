@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import httpx  # noqa: E402
 
 import fake_a1111  # noqa: E402
+from _pg import fresh_database  # noqa: E402
 from _table import print_table  # noqa: E402
 from dreamdepot.catalog.db import Catalog  # noqa: E402
 from dreamdepot.generate.base import GenerateRequest  # noqa: E402
@@ -55,17 +56,7 @@ LEASE = 10.0  # run_worker's procrastinate stalled-worker timeout
 
 
 def database() -> str:
-    import warnings
-
-    import pgserver
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(OUT / "pgdata", cleanup_mode=None)
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    server.psql("DROP DATABASE IF EXISTS dd_workers;")
-    server.psql("CREATE DATABASE dd_workers;")
-    return str(server.get_uri("dd_workers"))
+    return fresh_database("dd_workers")
 
 
 def _env(url: str) -> dict[str, str]:

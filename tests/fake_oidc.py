@@ -10,35 +10,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
-import threading
 import time
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from fastapi import FastAPI, Form
 from fastapi.responses import JSONResponse, RedirectResponse
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from server import Serving
+
 
 class FakeOidc:
     def __init__(self, client_id: str = "dreamdepot", client_secret: str = "s3cret") -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.app = self._app()
+        self.serving = Serving(self.app)
+        self.issuer = self.serving.url
         self.client_id, self.client_secret = client_id, client_secret
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
         self.user: dict[str, Any] = {"sub": "u-123", "preferred_username": "carla", "name": "Carla"}
         self.audience: str | None = None  # set to mint tokens for another client
         self.codes: dict[str, dict[str, Any]] = {}
-        self.app = self._app()
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def _app(self) -> FastAPI:
         app = FastAPI()
@@ -99,11 +92,8 @@ class FakeOidc:
         return app
 
     def __enter__(self) -> FakeOidc:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
+        self.serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.serving.__exit__(*exc)

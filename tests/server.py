@@ -40,3 +40,24 @@ class Server:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.app.state.dd.shutdown()  # wait for background stages, as `serve` does
+
+
+class Serving:
+    """Any ASGI app (a stand-in service) on a free loopback port, in a thread."""
+
+    def __init__(self, app: object) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Serving:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -10,10 +10,12 @@ bytes sent again are answered with the image they already are.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +29,7 @@ from dreamdepot.media.decode import MAX_DECODE_PIXELS
 from dreamdepot.storage import BlobError, BlobStore, S3Blobs
 
 CHUNK = 1 << 20
+NOT_SHARED = "this file is already on the instance, not shared with you"
 
 
 class UploadRefused(Exception):
@@ -42,6 +45,14 @@ class Stored:
     image_id: int
     duplicate: bool
     sha256: str
+
+
+@contextlib.contextmanager
+def _removed_afterwards(path: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def uploads_root(catalog: Catalog, library_dir: Path, blobs: BlobStore | None = None) -> Root:
@@ -107,94 +118,80 @@ def store(
     afterwards. ``who`` is the sender (accounts.Principal, or None in a library without
     accounts). With an object store, the file goes there first (a failure is a retryable
     503 and nothing reaches the catalog), and a local copy is kept as the server's cache."""
-    try:
-        return _store(catalog, library_dir, tmp, sha256, size, name, who, quota_bytes, blobs)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _removed_afterwards(tmp):
+        user_id = getattr(who, "user_id", None)
+        conn = catalog.conn
+        known = conn.execute("SELECT image_id FROM uploads WHERE sha256 = ?", (sha256,)).fetchone()
+        if known and known[0] is not None:
+            if not can_see(conn, who, int(known[0])):
+                raise UploadRefused(409, NOT_SHARED)
+            return Stored(int(known[0]), True, sha256)
+        if quota_bytes and user_id is not None:
+            used = conn.execute(
+                "SELECT coalesce(sum(bytes), 0) FROM uploads WHERE user_id = ?", (user_id,)
+            ).fetchone()[0]
+            if int(used) + size > quota_bytes:
+                raise UploadRefused(413, f"over your upload quota of {quota_bytes >> 20} MiB")
+        suffix = Path(name).suffix.lower()
+        if suffix not in MEDIA_SUFFIXES:
+            raise UploadRefused(
+                422, f"not an image or video ingest reads ({suffix or 'no suffix'})"
+            )
+        checked = probe(str(tmp.parent), tmp.name)
+        if checked.error:
+            raise UploadRefused(422, f"cannot be read: {checked.error}")
+        if (checked.width or 0) * (checked.height or 0) > MAX_DECODE_PIXELS:
+            raise UploadRefused(
+                422, f"{checked.width}×{checked.height} pixels: more than an image may decode to"
+            )
+        root = uploads_root(catalog, library_dir, blobs)
+        rel = f"{sha256[:2]}/{sha256}{suffix}"
+        remote = isinstance(blobs, S3Blobs)
+        local = library_dir / "cache" / "blobs" / "uploads" if remote else Path(root.path)
+        if remote:
+            assert blobs is not None
+            try:
+                blobs.put_file(f"uploads/{rel}", tmp)
+            except BlobError as exc:
+                raise UploadRefused(503, f"{exc}: nothing was kept; try again") from exc
+        target = local / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)  # whole, under its final name: never half a file there
 
+        def forget() -> None:
+            target.unlink(missing_ok=True)
+            if remote and blobs is not None:
+                blobs.delete(f"uploads/{rel}")
 
-def _store(
-    catalog: Catalog,
-    library_dir: Path,
-    tmp: Path,
-    sha256: str,
-    size: int,
-    name: str,
-    who: Any,
-    quota_bytes: int,
-    blobs: BlobStore | None,
-) -> Stored:
-    user_id = getattr(who, "user_id", None)
-    conn = catalog.conn
-    known = conn.execute("SELECT image_id FROM uploads WHERE sha256 = ?", (sha256,)).fetchone()
-    if known and known[0] is not None:
-        if not can_see(conn, who, int(known[0])):
-            raise UploadRefused(409, "this file is already on the instance, not shared with you")
-        return Stored(int(known[0]), True, sha256)
-    if quota_bytes and user_id is not None:
-        used = conn.execute(
-            "SELECT coalesce(sum(bytes), 0) FROM uploads WHERE user_id = ?", (user_id,)
-        ).fetchone()[0]
-        if int(used) + size > quota_bytes:
-            raise UploadRefused(413, f"over your upload quota of {quota_bytes >> 20} MiB")
-    suffix = Path(name).suffix.lower()
-    if suffix not in MEDIA_SUFFIXES:
-        raise UploadRefused(422, f"not an image or video ingest reads ({suffix or 'no suffix'})")
-    checked = probe(str(tmp.parent), tmp.name)
-    if checked.error:
-        raise UploadRefused(422, f"cannot be read: {checked.error}")
-    if (checked.width or 0) * (checked.height or 0) > MAX_DECODE_PIXELS:
-        raise UploadRefused(
-            422, f"{checked.width}×{checked.height} pixels: more than an image may decode to"
+        _, probes = Indexer(catalog, workers=1).index_paths(
+            root, [rel], read_from=str(local) if remote else None
         )
-    root = uploads_root(catalog, library_dir, blobs)
-    rel = f"{sha256[:2]}/{sha256}{suffix}"
-    remote = isinstance(blobs, S3Blobs)
-    local = library_dir / "cache" / "blobs" / "uploads" if remote else Path(root.path)
-    if remote:
-        assert blobs is not None
-        try:
-            blobs.put_file(f"uploads/{rel}", tmp)
-        except BlobError as exc:
-            raise UploadRefused(503, f"{exc}: nothing was kept; try again") from exc
-    target = local / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)  # whole, under its final name: never half a file there
-
-    def forget() -> None:
-        target.unlink(missing_ok=True)
-        if remote and blobs is not None:
-            blobs.delete(f"uploads/{rel}")
-
-    _, probes = Indexer(catalog, workers=1).index_paths(
-        root, [rel], read_from=str(local) if remote else None
-    )
-    if probes[0].error:
-        forget()
-        raise UploadRefused(422, f"cannot be indexed: {probes[0].error}")
-    image_id = int(
-        conn.execute(
-            "SELECT image_id FROM files WHERE root_id = ? AND rel_path = ?", (root.id, rel)
+        if probes[0].error:
+            forget()
+            raise UploadRefused(422, f"cannot be indexed: {probes[0].error}")
+        image_id = int(
+            conn.execute(
+                "SELECT image_id FROM files WHERE root_id = ? AND rel_path = ?", (root.id, rel)
+            ).fetchone()[0]
+        )
+        others = conn.execute(
+            "SELECT count(*) FROM files WHERE image_id = ? AND NOT (root_id = ? AND rel_path = ?)",
+            (image_id, root.id, rel),
         ).fetchone()[0]
-    )
-    others = conn.execute(
-        "SELECT count(*) FROM files WHERE image_id = ? AND NOT (root_id = ? AND rel_path = ?)",
-        (image_id, root.id, rel),
-    ).fetchone()[0]
-    if others and not can_see(conn, who, image_id):  # the library holds it, privately
+        if others and not can_see(conn, who, image_id):  # the library holds it, privately
+            with catalog.transaction() as tx:
+                tx.execute("DELETE FROM files WHERE root_id = ? AND rel_path = ?", (root.id, rel))
+            forget()
+            raise UploadRefused(409, NOT_SHARED)
         with catalog.transaction() as tx:
-            tx.execute("DELETE FROM files WHERE root_id = ? AND rel_path = ?", (root.id, rel))
-        forget()
-        raise UploadRefused(409, "this file is already on the instance, not shared with you")
-    with catalog.transaction() as tx:
-        if not others:
-            tx.execute("UPDATE images SET owner_id = ? WHERE id = ?", (user_id, image_id))
-        tx.execute(
-            "INSERT INTO uploads(sha256, image_id, user_id, bytes, name, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
-            (sha256, image_id, user_id, size, name[:500], time.time()),
-        )
-    return Stored(image_id, bool(others), sha256)
+            if not others:
+                tx.execute("UPDATE images SET owner_id = ? WHERE id = ?", (user_id, image_id))
+            tx.execute(
+                "INSERT INTO uploads(sha256, image_id, user_id, bytes, name, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
+                (sha256, image_id, user_id, size, name[:500], time.time()),
+            )
+        return Stored(image_id, bool(others), sha256)
 
 
 def have(catalog: Catalog, who: Any, hashes: list[str]) -> list[str]:
