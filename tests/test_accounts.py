@@ -310,6 +310,9 @@ def test_an_admin_transfers_a_departed_users_images(instance: Instance) -> None:
         assert bob.get(private).status_code == 200  # his now
         assert bob.put(private + "/rating", json={"rating": 3}).status_code == 200
     assert "the two users are the same" in cli("users", "transfer", "bob", "bob", expect=2).stderr
+    key = cli("api-keys", "create", "bob", "--scopes", "read").stdout.split()[-1]  # bob's key
+    with httpx.Client(base_url=instance.srv.base, headers={"Authorization": f"Bearer {key}"}) as c:
+        assert c.get("/api/me").json()["name"] == "bob"
 
 
 def test_an_invitation_link_makes_one_account_once(instance: Instance) -> None:

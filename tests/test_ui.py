@@ -524,7 +524,9 @@ def test_videos_play_on_hover_and_in_the_viewer(
         pg.click("#reveal")
         _poll(pg, "() => document.querySelector('#detail-video').readyState >= 1")
         deadline = time.monotonic() + 10
-        while not file_manager.exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (  # written, not just created
+            file_manager.exists() and file_manager.read_text().strip()
+        ):
             time.sleep(0.05)
         assert file_manager.read_text().strip() == str(root.resolve())
         pg.click("#detail .close")

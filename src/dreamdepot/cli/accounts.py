@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -147,7 +147,7 @@ def keys_create(
 ) -> None:
     """Create an API key. It is printed once, alone on the last line: store it now."""
     with open_library() as lib:
-        owner = user or _default_admin(lib.conn)
+        owner = user or _default_owner(lib.conn, name)
         try:
             key = accounts.create_api_key(
                 lib.conn, owner, name, [s.strip() for s in scopes.split(",") if s.strip()]
@@ -158,11 +158,16 @@ def keys_create(
     typer.echo(key)
 
 
-def _default_admin(conn: object) -> str:
-    admins = [u for u in accounts.list_users(conn) if u["role"] == "admin"]  # type: ignore[arg-type]
-    if len(admins) != 1:
-        fail("--user: name the key's user (there is not exactly one admin)", 2)
-    return str(admins[0]["name"])
+def _default_owner(conn: Any, name: str) -> str:
+    """Whose key, when --user is not given: the user called NAME (a key named after its
+    user), else the only admin, else the only user."""
+    if accounts.user_by_name(conn, name) is not None:
+        return name
+    users = accounts.list_users(conn)
+    for group in ([u for u in users if u["role"] == "admin"], users):
+        if len(group) == 1:
+            return str(group[0]["name"])
+    fail("--user: name the key's user (NAME is no user's, and there is not one admin)", 2)
 
 
 @keys_app.command("list")
