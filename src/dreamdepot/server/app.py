@@ -91,6 +91,10 @@ class AppState:
         deadline = time.monotonic() + timeout
         for t in list(self.background):
             t.join(max(0.0, deadline - time.monotonic()))
+        from dreamdepot.server.routes.generate import forget_queue
+
+        forget_queue(self)
+        self.store.close()  # every thread's connection: PostgreSQL limits how many
 
     def refresh_roots(self) -> None:
         self.roots = {r[0]: r[1] for r in self.store.read().execute("SELECT id, path FROM roots")}

@@ -11,6 +11,7 @@ transaction open while images are decoded (the callers decode first, then write)
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ class Store:
         self.where = where
         self.library_dir = library_dir
         self._local = threading.local()
+        self._readers: list[Any] = []  # every thread's, so close() reaches them all
+        self._readers_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pool: Any = None
         if is_database_url(where):
@@ -45,6 +48,9 @@ class Store:
         if conn is None or getattr(conn, "closed", False):
             conn = self._open_reader()
             self._local.conn = conn
+            with self._readers_lock:
+                self._readers = [r for r in self._readers if not getattr(r, "closed", False)]
+                self._readers.append(conn)
         return conn
 
     def _open_reader(self) -> Any:
@@ -81,5 +87,12 @@ class Store:
             self._writer.execute("COMMIT")
 
     def close(self) -> None:
+        """Close every thread's reader (a PostgreSQL server has a connection limit) and the
+        writer or pool."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            with contextlib.suppress(Exception):
+                conn.close()
         if self._pool is not None:
             self._pool.close()

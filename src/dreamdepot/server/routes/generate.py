@@ -71,6 +71,14 @@ def queue_for(st: AppState) -> tuple[JobQueue, threading.Event]:
         return _queues[key]
 
 
+def forget_queue(st: AppState) -> None:
+    """Close the server's job queue (its connections) when the server stops."""
+    with _queues_lock:
+        entry = _queues.pop(id(st), None)
+    if entry is not None:
+        entry[0].close()
+
+
 NAME_MAX = 500  # model, sampler, scheduler and upscaler names
 
 
