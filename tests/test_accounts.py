@@ -84,6 +84,15 @@ def instance(cli: Cli, tmp_path: Path) -> Iterator[Instance]:
         ).fetchone()[0]
         ids["job"] = int(job)
         ids["users"] = users
+        album = conn.execute(  # alice's private album, named so a leak shows
+            "INSERT INTO albums(name, created_at, owner_id) VALUES (?, 1, ?) RETURNING id",
+            (f"{SECRET} album", users["alice"]),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO album_images(album_id, image_id, added_at) VALUES (?, ?, 1)",
+            (album, ids["alice"]["id"]),
+        )
+        ids["album"] = int(album)
     conn.close()
     with Server(cli.library_path) as srv:
         yield Instance(cli, srv, keys, ids)
@@ -103,7 +112,7 @@ def _fill(path: str, ids: dict[str, Any]) -> str:
     alice = ids["alice"]
     values = {
         "image_id": alice["id"], "content_hash": alice["hash"], "size": 256,
-        "job_id": ids["job"], "prompt_id": alice["prompt_id"], "album_id": 1,
+        "job_id": ids["job"], "prompt_id": alice["prompt_id"], "album_id": ids["album"],
         "root_id": alice["root_id"], "rel_path": alice["rel_path"], "field": "prompt",
     }  # fmt: skip
     return re.sub(r"\{(\w+)(:path)?\}", lambda m: str(values[m.group(1)]), path)
@@ -384,3 +393,49 @@ def test_signing_in_through_an_openid_connect_provider(cli: Cli, tmp_path: Path)
             idp.audience = None
             cli("users", "disable", me["name"])
             assert _sso(srv.base, httpx.Client(base_url=srv.base)).status_code == 403
+
+
+def test_albums_have_owners_and_show_each_user_what_they_may_see(instance: Instance) -> None:
+    ids = instance.ids
+    album = f"/api/albums/{ids['album']}"
+    with instance.as_("bob") as bob, instance.as_("alice") as alice:
+        assert [a["name"] for a in bob.get("/api/albums").json()["albums"]] == []
+        assert bob.post(album + "/images", json={"ids": [ids["shared"]["id"]]}).status_code == 404
+        assert alice.put(album + "/sharing", json={"shared": True}).json()["shared"] is True
+        (seen,) = bob.get("/api/albums").json()["albums"]
+        assert seen["count"] == 0  # the album is shared, the image in it is not
+        assert bob.post(album + "/images", json={"ids": [ids["shared"]["id"]]}).status_code == 403
+        assert bob.delete(album).status_code == 403
+        mine = bob.post("/api/albums", json={"name": "bob's picks"}).json()
+        private = bob.post(f"/api/albums/{mine['id']}/images", json={"ids": [ids["alice"]["id"]]})
+        assert private.status_code == 404  # cannot put what he cannot see in his album
+        added = bob.post(f"/api/albums/{mine['id']}/images", json={"ids": [ids["shared"]["id"]]})
+        assert added.json()["added"] == 1
+        assert {a["name"] for a in alice.get("/api/albums").json()["albums"]} == {f"{SECRET} album"}
+        assert (
+            alice.put(
+                f"/api/images/{ids['alice']['id']}/sharing", json={"shared": True}
+            ).status_code
+            == 200
+        )
+        (seen,) = bob.get("/api/albums").json()["albums"][:1] or [None]
+        counts = {a["name"]: a["count"] for a in bob.get("/api/albums").json()["albums"]}
+        assert counts == {f"{SECRET} album": 1, "bob's picks": 1}
+
+
+def test_dream_cache_statistics_per_user_and_keeping_shared_images_out(
+    instance: Instance,
+) -> None:
+    instance.cli("embed")
+    ask = {"width": 64, "height": 64, "match_size": "any", "prompt": "a shared harbour"}
+    with instance.as_("bob") as bob, instance.as_("alice") as alice:
+        assert bob.post("/api/dream", json=ask).json()["hit"]
+        alice.post("/api/dream", json={**ask, "prompt": "a lighthouse"})
+        alice.post("/api/dream", json={**ask, "prompt": "something else entirely"})
+        mine = bob.get("/api/cache/stats").json()
+        assert mine["lookups"] == 1 and mine["hits"] == 1 and mine["instance"]["lookups"] == 3
+        assert alice.put("/api/me", json={"cache_opt_out": True}).json()["cache_opt_out"]
+        kept = bob.post("/api/dream", json=ask).json()
+        assert not kept["hit"] and kept["images"] == []  # alice's shared image stays out
+        assert alice.post("/api/dream", json=ask).json()["hit"]  # her own lookups still hit
+        assert bob.get(f"/api/images/{instance.ids['shared']['id']}").status_code == 200

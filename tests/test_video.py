@@ -151,9 +151,11 @@ def test_animations_indexed_before_videos_are_read_again(cli: Cli, tmp_path: Pat
     with db:  # back to schema 11, as an older version left the library
         for table in ("invitations", "uploads", "sessions", "api_keys", "workers"):  # 13-16
             db.execute(f"DROP TABLE {table}")
-        for index in ("images_owner", "jobs_queued", "users_oidc_subject"):
+        for index in ("images_owner", "jobs_queued", "users_oidc_subject", "cache_events_user"):
             db.execute(f"DROP INDEX {index}")
-        for table, column in (("users", "oidc_subject"), ("images", "owner_id"),
+        for table, column in (("albums", "owner_id"), ("albums", "shared"),
+                              ("cache_events", "user_id"), ("users", "cache_opt_out"),
+                              ("users", "oidc_subject"), ("images", "owner_id"),
                               ("images", "shared"), ("jobs", "user_id"),
                               ("jobs", "priority"), ("jobs", "worker")):  # fmt: skip
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

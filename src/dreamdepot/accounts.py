@@ -109,8 +109,9 @@ def add_user(
                 ),
             ).fetchone()[0]
         )
-        if first_admin:
+        if first_admin:  # the library's own images and albums
             conn.execute("UPDATE images SET owner_id = ? WHERE owner_id IS NULL", (user_id,))
+            conn.execute("UPDATE albums SET owner_id = ? WHERE owner_id IS NULL", (user_id,))
     return user_id
 
 
@@ -160,7 +161,7 @@ def set_disabled(conn: sqlite3.Connection, name: str, disabled: bool = True) -> 
 
 
 def transfer_images(conn: sqlite3.Connection, from_name: str, to_name: str) -> int:
-    """Give every image (and upload) of ``from_name`` to ``to_name`` — a departed user's
+    """Give every image, upload and album of ``from_name`` to ``to_name`` — a departed user's
     pictures kept by a colleague; sharing is left as it was. Returns how many images."""
     source, target = _user_id(conn, from_name), _user_id(conn, to_name)
     if source == target:
@@ -170,7 +171,15 @@ def transfer_images(conn: sqlite3.Connection, from_name: str, to_name: str) -> i
             "UPDATE images SET owner_id = ? WHERE owner_id = ?", (target, source)
         ).rowcount
         conn.execute("UPDATE uploads SET user_id = ? WHERE user_id = ?", (target, source))
+        conn.execute("UPDATE albums SET owner_id = ? WHERE owner_id = ?", (target, source))
     return int(n)
+
+
+def set_cache_opt_out(conn: sqlite3.Connection, user_id: int, out: bool) -> None:
+    """Keep (or stop keeping) a user's shared images out of other users' dream cache
+    answers; they still answer that user's own lookups."""
+    with _tx(conn):
+        conn.execute("UPDATE users SET cache_opt_out = ? WHERE id = ?", (int(out), user_id))
 
 
 def check_password(conn: sqlite3.Connection, name: str, password: str) -> int | None:

@@ -54,7 +54,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("uploads", "sha256"),
     ("invitations", "token_hash"),
 )
-SQLITE_SCHEMA_FOR_POSTGRESQL = 17  # the SQLite schema the PostgreSQL tables mirror
+SQLITE_SCHEMA_FOR_POSTGRESQL = 18  # the SQLite schema the PostgreSQL tables mirror
 
 
 FEW_PROMPTS = 1000  # words matching at most this many prompts are passed as their ids

@@ -30,6 +30,21 @@ def visible_sql(who: Principal | None, table: str = "images") -> tuple[str, list
     return f"({table}.shared = 1 OR {table}.owner_id = ?{library})", [who.user_id]
 
 
+def cache_sql(who: Principal | None, table: str = "images") -> tuple[str, list[Any]]:
+    """The images a dream cache lookup of ``who`` may answer with: what they see, less the
+    shared images of users who keep theirs out of other people's answers."""
+    if who is None or who.user_id is None:
+        return "1 = 1", []
+    library = f" OR {table}.owner_id IS NULL" if who.is_admin else ""
+    kept_out = (
+        f"EXISTS (SELECT 1 FROM users u WHERE u.id = {table}.owner_id AND u.cache_opt_out = 1)"
+    )
+    return (
+        f"({table}.owner_id = ? OR ({table}.shared = 1 AND NOT {kept_out}){library})",
+        [who.user_id],
+    )
+
+
 def owned_sql(who: Principal | None, table: str = "images") -> tuple[str, list[Any]]:
     """A condition true for the images ``who`` may change (tag, rate, share, delete)."""
     if who is None or who.user_id is None:

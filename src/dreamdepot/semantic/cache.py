@@ -54,6 +54,7 @@ class DreamRequest:
     # SQL over ``images`` the answer must also satisfy: on a shared instance, the images the
     # requester may see (their own and shared ones; catalog/visibility.py)
     restrict: tuple[str, list[Any]] | None = None
+    user_id: int | None = None  # who asked (a shared instance's per-user statistics)
 
 
 @dataclass
@@ -300,8 +301,8 @@ def log_decision(conn: sqlite3.Connection, req: DreamRequest, d: Decision, model
     """Record a cache decision (every lookup is logged, hits and misses with their reason)."""
     conn.execute(
         "INSERT INTO cache_events(at, prompt, negative_prompt, decision, similarity, "
-        "matched_prompt_id, image_ids, reason, seconds_saved, model_id, request) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "matched_prompt_id, image_ids, reason, seconds_saved, model_id, request, user_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             time.time(),
             req.prompt[:MAX_PROMPT_CHARS],
@@ -314,22 +315,27 @@ def log_decision(conn: sqlite3.Connection, req: DreamRequest, d: Decision, model
             d.seconds_saved if d.hit else None,
             model_id,
             json.dumps({k: v for k, v in asdict(req).items() if k != "prompt"}),
+            req.user_id,
         ),
     )
 
 
-def cache_stats(conn: sqlite3.Connection) -> dict[str, Any]:
+def cache_stats(conn: sqlite3.Connection, user_id: int | None = None) -> dict[str, Any]:
+    """Lookups, hits, misses and GPU-seconds saved — the instance's, or one user's."""
+    who, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
     row = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE decision = 'hit'), "
         "count(*) FILTER (WHERE decision = 'miss'), count(*) FILTER (WHERE decision = 'bypass'), "
-        "coalesce(sum(seconds_saved), 0) FROM cache_events"
+        f"coalesce(sum(seconds_saved), 0) FROM cache_events {who}",
+        args,
     ).fetchone()
     total, hits, misses, bypass, saved = row[0], row[1] or 0, row[2] or 0, row[3] or 0, row[4]
     reasons = [
         dict(r)
         for r in conn.execute(
             "SELECT reason, count(*) AS count FROM cache_events WHERE decision = 'miss' "
-            "GROUP BY reason ORDER BY count DESC LIMIT 5"
+            f"{who.replace('WHERE', 'AND')} GROUP BY reason ORDER BY count DESC LIMIT 5",
+            args,
         )
     ]
     return {

@@ -59,6 +59,14 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/oidc/callback"): ("read", True),
     ("POST", "/api/logout"): ("read", True),
     ("GET", "/api/me"): ("read", True),
+    ("PUT", "/api/me"): ("read", True),
+    ("GET", "/api/albums"): ("read", True),
+    ("POST", "/api/albums"): ("write", True),
+    ("POST", "/api/albums/{album_id}/images"): ("write", True),
+    ("DELETE", "/api/albums/{album_id}/images"): ("write", True),
+    ("PUT", "/api/albums/{album_id}/sharing"): ("write", True),
+    ("DELETE", "/api/albums/{album_id}"): ("write", True),
+    ("GET", "/api/cache/stats"): ("read", True),
     ("GET", "/api/backend"): ("read", True),
     ("GET", "/api/images"): ("read", True),
     ("GET", "/api/images/count"): ("read", True),
@@ -94,16 +102,10 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/tags/suggest"): ("read", True),
     ("POST", "/api/tags/review"): ("write", True),
     ("POST", "/api/tags"): ("write", True),
-    # library-wide, or not yet filtered by owner (albums have no owners yet): admins only
+    # library-wide: admins only
     ("GET", "/metrics"): ("admin", False),
     ("POST", "/api/images/{image_id}/reveal"): ("write", False),
     ("GET", "/files/{root_id}/{rel_path:path}"): ("read", False),
-    ("GET", "/api/albums"): ("read", False),
-    ("POST", "/api/albums"): ("write", False),
-    ("POST", "/api/albums/{album_id}/images"): ("write", False),
-    ("DELETE", "/api/albums/{album_id}/images"): ("write", False),
-    ("DELETE", "/api/albums/{album_id}"): ("write", False),
-    ("GET", "/api/cache/stats"): ("read", False),
     ("GET", "/api/folders"): ("read", False),
     ("GET", "/api/stats"): ("read", False),
     ("POST", "/api/scan"): ("admin", False),
@@ -157,6 +159,22 @@ def _raw(where: tuple[str, list[Any]]) -> Raw:
     return Raw(where[0], tuple(where[1]))
 
 
+def only_visible(request: Request, ids: list[int]) -> list[int]:
+    """``ids``, when the caller sees every one: else 404 naming those they cannot see (or
+    that do not exist)."""
+    from dreamdepot.server.app import state
+
+    conn = state(request).store.read()
+    where, params = value_in(conn, "id", ids)
+    mine, more = visible_sql(principal(request))
+    seen = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where} AND {mine}",
+                                       [*params, *more])}  # fmt: skip
+    unknown = sorted(set(ids) - seen)
+    if unknown:
+        raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
+    return ids
+
+
 def only_owned(request: Request, ids: list[int]) -> list[int]:
     """``ids``, when the caller may change every one: 404 naming those they cannot see (or
     that do not exist), 403 when some are someone else's."""
@@ -164,13 +182,8 @@ def only_owned(request: Request, ids: list[int]) -> list[int]:
 
     conn = state(request).store.read()
     who = principal(request)
+    seen = set(only_visible(request, ids))
     where, params = value_in(conn, "id", ids)
-    mine, more = visible_sql(who)
-    seen = {r[0] for r in conn.execute(f"SELECT id FROM images WHERE {where} AND {mine}",
-                                       [*params, *more])}  # fmt: skip
-    unknown = sorted(set(ids) - seen)
-    if unknown:
-        raise HTTPException(404, f"unknown image ids: {unknown[:20]}")
     mine, more = owned_sql(who)
     theirs = len(seen) - len(
         conn.execute(f"SELECT id FROM images WHERE {where} AND {mine}", [*params, *more]).fetchall()
@@ -406,5 +419,33 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
 @router.get("/me")
 def me(request: Request) -> dict[str, Any]:
     """Who this request acts for (the local user in a library without accounts)."""
+    from dreamdepot.server.app import state
+
     who: Principal = getattr(request.state, "principal", LOCAL)
-    return {**_public(who), "accounts": who.user_id is not None}
+    out = False
+    if who.user_id is not None:
+        row = (
+            state(request)
+            .store.read()
+            .execute("SELECT cache_opt_out FROM users WHERE id = ?", (who.user_id,))
+            .fetchone()
+        )
+        out = bool(row and row[0])
+    return {**_public(who), "accounts": who.user_id is not None, "cache_opt_out": out}
+
+
+class Preferences(BaseModel):
+    cache_opt_out: bool
+
+
+@router.put("/me")
+def set_preferences(request: Request, body: Preferences) -> dict[str, Any]:
+    """``cache_opt_out``: keep my shared images out of other users' dream cache answers."""
+    from dreamdepot.server.app import state
+
+    who = principal(request)
+    if who is None:
+        raise HTTPException(409, "a library without accounts has no one to set this for")
+    with state(request).store.write() as conn:
+        accounts.set_cache_opt_out(conn, who.user_id or 0, body.cache_opt_out)
+    return me(request)

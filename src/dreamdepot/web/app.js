@@ -1485,9 +1485,7 @@ function showUser() {
     await api("/api/logout", { json: {} }).catch(() => {});
     location.reload();
   };
-  if (ME.role !== "admin") {  // library-wide pages answer admins only
-    for (const a of document.querySelectorAll('nav a[data-view="albums"]')) a.hidden = true;
-  }
+  if (ME.role !== "admin") $("#folders").closest("section").hidden = true;  // admins' only
 }
 
 async function upload(files) {

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.query import prompts_matching
-from dreamdepot.catalog.visibility import sees_prompt, visible_sql
+from dreamdepot.catalog.visibility import cache_sql, sees_prompt, visible_sql
 from dreamdepot.semantic import service
 from dreamdepot.semantic.cache import (
     DEFAULT_THRESHOLD,
@@ -142,7 +142,8 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
         body.threshold,
         scope=body.scope,
         # on a shared instance: the requester's own images and every shared one
-        restrict=visible_sql(who) if who is not None else None,
+        restrict=cache_sql(who) if who is not None else None,
+        user_id=who.user_id if who is not None else None,
     )
     try:
         outcome = decide(
@@ -171,7 +172,15 @@ def dream(request: Request, body: DreamBody) -> dict[str, Any]:
 
 @router.get("/cache/stats")
 def stats(request: Request) -> dict[str, Any]:
-    return cache_stats(state(request).store.read())
+    """The dream cache's figures; on a shared instance, the caller's own lookups, with the
+    instance's totals beside them."""
+    conn = state(request).store.read()
+    who = principal(request)
+    if who is None:
+        return cache_stats(conn)
+    everyone = cache_stats(conn)
+    totals = ("lookups", "hits", "misses", "hit_rate", "gpu_seconds_saved")
+    return {**cache_stats(conn, who.user_id), "instance": {k: everyone[k] for k in totals}}
 
 
 def _prompt_neighbours(
