@@ -99,7 +99,12 @@ def test_uploads_live_in_the_store_and_are_served_from_it(member: Any, s3: Any) 
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/avif"
     cli("scan")  # a scan does not walk the store, nor call its files missing
     assert alice.get(f"/api/images/{image_id}/file").status_code == 200
-    assert {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]} == {key}
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    thumbs = {k for k in keys if k.startswith("library/thumbs/")}
+    assert keys - thumbs == {key} and thumbs  # the thumbnail made here is shared too
+    shutil.rmtree(cli.library_path / "thumbs")  # another server: it fetches, not makes
+    again = alice.get(thumb.url.path)
+    assert again.status_code == 200 and again.content == thumb.content
 
 
 def test_a_store_that_fails_is_a_retryable_error_and_nothing_is_written(

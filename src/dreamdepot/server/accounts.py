@@ -2,7 +2,8 @@
 
 A library with users (``dreamdepot users add``) is a multi-user instance. Every request
 then names its user — ``Authorization: Bearer KEY`` (an API key) or the session cookie of a
-login — or gets 401; only the page, its static files and ``/api/login`` are open. A request
+login — or gets 401; only the page, its static files, sign-in (password, invitation,
+OpenID Connect) are open. A request
 made with the session cookie that changes anything must also carry the session's CSRF token
 in ``X-CSRF-Token`` (a cross-site form or ``text/plain`` fetch cannot read it, so cannot send
 it). Each route has a policy (:data:`POLICY`): the scope it needs, and whether members and

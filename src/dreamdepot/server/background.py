@@ -57,18 +57,44 @@ def local_copies(st: AppState) -> dict[str, str]:
 
 
 def thumbnails(st: AppState) -> int:
+    """Thumbnails for new images; with an object store, each one made here is put there
+    too, so other servers fetch it instead of making it again."""
+    from dreamdepot.storage import S3Blobs
+
     catalog, indexer = _indexer(st, "thumbnails")
+    shared = isinstance(st.blobs, S3Blobs)
     try:
+        before = set() if not shared else {
+            r[0] for r in catalog.conn.execute("SELECT id FROM images WHERE thumb_key IS NULL")
+        }  # fmt: skip
         n = indexer.media_pending(
             str(st.library_path / "thumbs"),
             (st.settings.thumb_size,),
             local_copies=local_copies(st),
         )
+        if shared and n:
+            _share_thumbnails(st, catalog, before)
     finally:
         catalog.close()
     if n:
         st.events.publish("thumbnails", {"stage": "done", "done": n, "total": n})
     return n
+
+
+def _share_thumbnails(st: AppState, catalog: Catalog, ids: set[int]) -> None:
+    from dreamdepot.catalog.engine import value_in
+    from dreamdepot.storage import BlobError
+
+    thumbs = st.library_path / "thumbs"
+    where, params = value_in(catalog.conn, "id", sorted(ids))
+    for (key,) in catalog.conn.execute(
+        f"SELECT thumb_key FROM images WHERE {where} AND thumb_key IS NOT NULL", params
+    ).fetchall():
+        if (thumbs / key).is_file():
+            try:
+                st.blobs.put_file(f"thumbs/{key}", thumbs / key, "image/avif")
+            except BlobError:
+                return  # best effort: a server without it makes it again
 
 
 def embeddings(st: AppState) -> int:

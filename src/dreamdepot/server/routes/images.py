@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Annotated, Any
@@ -501,8 +502,9 @@ def thumbnail(request: Request, content_hash: str, size: int) -> Response:
         or len(content_hash) > 128
     ):
         raise HTTPException(404, "no such thumbnail size")
-    path = st.library_path / "thumbs" / thumb_key(content_hash, size)
-    if path.is_file():
+    key = thumb_key(content_hash, size)
+    path = st.library_path / "thumbs" / key
+    if path.is_file() or _thumb_from_store(st, key, path):
         return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
     row = (
         st.store.read()
@@ -529,11 +531,41 @@ def thumbnail(request: Request, content_hash: str, size: int) -> Response:
                 "UPDATE images SET thumb_key = ?, placeholder = ?, phash = ? WHERE id = ?",
                 (result.thumb_key, result.placeholder, result.phash, row[0]),
             )
+    if not result.error and path.is_file():
+        _thumb_to_store(st, key, path)
     if result.error or not path.is_file():
         return Response(
             fallback_thumbnail(), media_type="image/avif", headers={"Cache-Control": "no-store"}
         )
     return FileResponse(path, media_type="image/avif", headers=IMMUTABLE)
+
+
+def _thumb_from_store(st: AppState, key: str, path: Any) -> bool:
+    """A thumbnail another server made, from the object store (False: none there)."""
+    from dreamdepot.storage import BlobError, S3Blobs
+
+    if not isinstance(st.blobs, S3Blobs):
+        return False
+    try:
+        if st.blobs.size(f"thumbs/{key}") is None:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.part")
+        st.blobs.download(f"thumbs/{key}", part)
+        part.replace(path)
+    except BlobError:
+        return False  # made here instead
+    return True
+
+
+def _thumb_to_store(st: AppState, key: str, path: Any) -> None:
+    """Share a thumbnail this server made with the others (best effort: it can be made
+    again)."""
+    from dreamdepot.storage import BlobError, S3Blobs
+
+    if isinstance(st.blobs, S3Blobs):
+        with contextlib.suppress(BlobError):
+            st.blobs.put_file(f"thumbs/{key}", path, "image/avif")
 
 
 @router.get("/clips/{content_hash}.mp4")
