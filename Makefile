@@ -53,3 +53,5 @@ bench: $(STAMP) browser
 	$(PY) bench/ui.py
 	$(PY) bench/generate.py
 	$(PY) bench/comfyui.py
+	$(PY) bench/workers.py
+	$(PY) bench/service.py
