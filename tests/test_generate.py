@@ -22,34 +22,19 @@ from dreamdepot.generate.jobs import JobQueue
 from dreamdepot.generate.service import make_backend
 from dreamdepot.library import Library
 from fake_a1111 import make_app
-from server import Server
+from server import Server, Serving
 
 
-class FakeA1111:
+class FakeA1111(Serving):
+    """The A1111 stand-in (fake_a1111.py) on a free loopback port, in a thread."""
+
     def __init__(self, auth: str | None = None, mode: str = "ok") -> None:
         self.app = make_app(auth, mode)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(self.app)
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
         return self.app.state.fake["calls"]
-
-    def __enter__(self) -> FakeA1111:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -223,6 +223,10 @@ class AccountAuth:
             return
         from starlette.concurrency import run_in_threadpool
 
+        if self.fastapi_app.state.dd.accounts_known() is False:  # one user, no lookups
+            scope.setdefault("state", {})["principal"] = LOCAL
+            await self.app(scope, receive, send)
+            return
         # the catalog lookups run off the event loop, which keeps serving other requests
         who = await run_in_threadpool(self._who, scope)
         if isinstance(who, Response):
@@ -235,9 +239,10 @@ class AccountAuth:
     def _who(self, scope: Scope) -> Principal | Response | None:
         """The request's principal (LOCAL without accounts), a refusal, or None for the
         open paths (the page, sign-in)."""
-        conn = self.fastapi_app.state.dd.store.read()
-        if not accounts.has_accounts(conn):
+        st = self.fastapi_app.state.dd
+        if not st.has_accounts():
             return LOCAL
+        conn = st.store.read()
         path = scope["path"]
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None

@@ -45,6 +45,27 @@ class AppState:
     background: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _blobs: Any = None
+    _accounts: bool = False  # once a user exists, the library has accounts for good
+    _no_accounts_until: float = 0.0
+
+    def accounts_known(self) -> bool | None:
+        """Whether the library has accounts, when that is known without asking the catalog
+        (None: ask). "None yet" is believed for a second, so a single-user library pays
+        no lookup per request, and the first user added counts within a second."""
+        if self._accounts:
+            return True
+        return False if time.monotonic() < self._no_accounts_until else None
+
+    def has_accounts(self) -> bool:
+        known = self.accounts_known()
+        if known is not None:
+            return known
+        from dreamdepot.accounts import has_accounts
+
+        self._accounts = has_accounts(self.store.read())
+        if not self._accounts:
+            self._no_accounts_until = time.monotonic() + 1.0
+        return self._accounts
 
     @property
     def blobs(self) -> Any:
@@ -118,9 +139,7 @@ class TokenAuth(BaseHTTPMiddleware):
         return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        from dreamdepot.accounts import has_accounts
-
-        if has_accounts(state(request).store.read()):  # users sign in: AccountAuth decided
+        if state(request).has_accounts():  # users sign in: AccountAuth decided
             return await call_next(request)
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
