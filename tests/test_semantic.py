@@ -393,3 +393,76 @@ def test_a_library_can_extend_the_boilerplate_list(tmp_path: Path) -> None:
     assert same_intent("a fox, trending on deviantart", "a fox", boilerplate_file=str(own)).same
     assert not same_intent("masterpiece, a fox", "a fox", boilerplate_file=str(own)).same
     assert "masterpiece" not in content_words("masterpiece, a fox")  # shipped list unchanged
+
+
+class _Fixed:
+    """An embedder's identity without a model (the vectors are written directly)."""
+
+    model_id, dim = "fixed-test-1", 16
+
+
+def test_scoped_neighbours_equal_an_exact_search_of_the_scope(
+    library_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scoped search (what a shared instance's dream cache runs) returns what an exact
+    search among the scope's prompts returns: a wide scope from its first read of the index,
+    and a narrow one whose prompts lie past a thousand closer ones outside it."""
+    import numpy as np
+
+    from dreamdepot.library import Library
+    from dreamdepot.semantic import service
+    from dreamdepot.semantic.vectors import store
+
+    lib = Library.open(library_path)
+    conn, n = lib.conn, 1400
+    rng = np.random.default_rng(5)
+    centre = rng.normal(size=16)
+    v = centre + rng.normal(size=(n, 16)) * np.linspace(0.01, 0.3, n)[:, None]
+    v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    conn.executemany(
+        "INSERT INTO prompts(id, text, first_seen, last_seen) VALUES (?, ?, 0, 0)",
+        [(i + 1, f"prompt {i}") for i in range(n)],
+    )
+    conn.executemany(  # seed 1: the narrow scope, six prompts among the farthest
+        "INSERT INTO images(id, content_hash, bytes, format, width, height, created_at, "
+        "indexed_at, seed, prompt_id) VALUES (?, ?, 1, 'png', 8, 8, 0, 0, ?, ?)",
+        [(i + 1, f"{i:032x}", int(i in (1100, 1200, 1250, 1300, 1350, 1399)), i + 1)
+         for i in range(n)],
+    )  # fmt: skip
+    conn.commit()
+    store(conn, _Fixed.model_id, "prompt", list(range(1, n + 1)), v, "float32")
+    conn.commit()
+    query = centre / np.linalg.norm(centre)
+    scores = v @ query.astype(np.float32)
+
+    def exact(ids: list[int], k: int, gate: float = -1.0) -> list[float]:
+        return sorted(
+            (float(scores[i - 1]) for i in ids if scores[i - 1] >= gate), key=lambda x: -x
+        )[:k]
+
+    def same(found: list[tuple[int, float]], truth: list[float], ids: list[int]) -> None:
+        assert {i for i, _ in found} <= set(ids)  # in scope
+        assert np.allclose([s for _, s in found], truth, atol=1e-5)  # the nearest, in order
+        assert all(abs(s - scores[i - 1]) < 1e-5 for i, s in found)
+
+    every, scoped = list(range(1, n + 1)), [1101, 1201, 1251, 1301, 1351, 1400]
+    fixed: Any = _Fixed()
+    reads: list[tuple[int, bool]] = []  # (k, exact among the scope) of each index search
+    search = service.nearest
+    monkeypatch.setattr(
+        service, "nearest", lambda *a, **kw: reads.append((a[4], a[5:] != ())) or search(*a, **kw)
+    )
+    wide = service.neighbours_in_scope(conn, fixed, query, 20, "images.seed >= 0", [])
+    same(wide, exact(every, 20), every)
+    assert reads == [(80, False)]
+    narrow = service.neighbours_in_scope(conn, fixed, query, 20, "images.seed = 1", [])
+    assert {i for i, _ in narrow} == set(scoped)
+    same(narrow, exact(scoped, 20), scoped)
+    assert reads[1:] == [(80, False), (320, False), (1000, False), (20, True)]
+    gate = float(np.sort(scores[np.array(scoped) - 1])[::-1][2])  # the three best pass
+    gated = service.neighbours_in_scope(
+        conn, fixed, query, 20, "images.seed = ?", [1], min_score=gate - 1e-6
+    )
+    assert len(gated) == 3
+    same(gated, exact(scoped, 20, gate - 1e-6), scoped)
+    lib.close()

@@ -375,8 +375,8 @@ def nearest(
             [*params, list(allowed)],
             (f"({distance}) + 0"),
         )
-    with conn.transaction():
-        conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+    with conn.transaction():  # the index returns at most ef_search rows (1..1000)
+        conn.execute(f"SET LOCAL hnsw.ef_search = {min(max(int(ef_search), int(k)), 1000)}")
         rows = conn.execute(
             f"SELECT owner_id, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) "
             f"FROM embeddings WHERE model_id = %s AND owner_kind = %s AND dim = {dim}{among} "

@@ -2,7 +2,7 @@
 asked for the same picture.
 
 ``lookup`` embeds the request's prompt, takes the nearest past prompts among those the
-request's scope allows (the scope is pushed into the vector search), and accepts the best
+request's scope allows (service.neighbours_in_scope), and accepts the best
 one only if (1) its cosine similarity reaches the threshold, (2) the alignment of the two
 prompts finds no contrasting difference (``intent.same_intent``: another colour, count,
 thing, relation, medium… ), and (3) it has images in scope that match what must match: the
@@ -123,19 +123,19 @@ class DreamCache:
             return self._finish(req, decision, started, log)
         truncated = len(prompt) > MAX_PROMPT_CHARS
         scope = self._scope(req.scope, req.restrict)
-        if scope is not None and not scope[0]:
+        if scope is not None and not self._any_in(scope):
             decision = Decision(False, "no image in the lookup's scope")
             return self._finish(req, decision, started, log)
         vector = self.embedder.embed_texts([prompt[:MAX_PROMPT_CHARS]])[0]
         tokens_truncated = getattr(self.embedder, "truncated", 0)
-        found = service.neighbours(
-            self.conn,
-            prompt,
-            TOP_K,
-            embedder=self.embedder,
-            vector=vector,
-            allowed=scope[0] if scope else None,
-        )
+        if scope is None:
+            found = service.neighbours(
+                self.conn, prompt, TOP_K, embedder=self.embedder, vector=vector
+            )
+        else:  # the nearest in scope, down to a little below the gate (for the reason)
+            found = service.neighbours_in_scope(
+                self.conn, self.embedder, vector, TOP_K, *scope, min_score=req.threshold - 0.1
+            )
         words = word_vectors(self.embedder)
         checked: dict[str, IntentCheck] = {}  # near-duplicates share their content text
         best: Decision | None = None
@@ -190,9 +190,8 @@ class DreamCache:
 
     def _scope(
         self, scope: str | None, restrict: tuple[str, list[Any]] | None = None
-    ) -> tuple[set[int], str, list[Any]] | None:
-        """The prompt ids a scoped lookup may consider, and the scope's SQL over ``images``
-        (the query's, and the requester's restriction)."""
+    ) -> tuple[str, list[Any]] | None:
+        """The scope's SQL over ``images``: the query's, and the requester's restriction."""
         parts: list[tuple[str, list[Any]]] = []
         if scope and scope.strip():
             where, args = catalog_images.compile_query(self.conn, scope).sql_on(self.conn)
@@ -201,29 +200,23 @@ class DreamCache:
             parts.append((restrict[0], list(restrict[1])))
         if not parts:
             return None
-        where = " AND ".join(f"({w})" for w, _ in parts)
-        params = [a for _, args in parts for a in args]
-        allowed = {
-            int(r[0])
-            for r in self.conn.execute(
-                f"SELECT DISTINCT images.prompt_id FROM images WHERE ({where}) "
-                "AND images.prompt_id IS NOT NULL",
-                params,
-            )
-        }
-        return allowed, where, list(params)
+        return " AND ".join(f"({w})" for w, _ in parts), [a for _, args in parts for a in args]
+
+    def _any_in(self, scope: tuple[str, list[Any]]) -> bool:
+        sql = f"SELECT 1 FROM images WHERE ({scope[0]}) AND images.prompt_id IS NOT NULL LIMIT 1"
+        return self.conn.execute(sql, scope[1]).fetchone() is not None
 
     def _matching_images(
         self,
         req: DreamRequest,
         prompt_id: int,
-        scope: tuple[set[int], str, list[Any]] | None = None,
+        scope: tuple[str, list[Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         in_scope = ""
         args: list[Any] = [prompt_id]
         if scope is not None:
-            in_scope = f" AND images.id IN (SELECT images.id FROM images WHERE ({scope[1]}))"
-            args += scope[2]
+            in_scope = f" AND ({scope[0]})"
+            args += scope[1]
         rows = self.conn.execute(
             "SELECT images.id, images.model, images.width, images.height, images.params, "
             "n.text AS negative, "

@@ -222,6 +222,69 @@ def neighbours(
     ]
 
 
+# how many unfiltered candidates a scoped search reads first, and at most (x4 each round;
+# pgvector's HNSW scan returns at most 1,000 rows)
+SCOPED_FIRST, SCOPED_MOST = 80, 1000
+
+
+def neighbours_in_scope(
+    conn: sqlite3.Connection,
+    embedder: Embedder,
+    vector: np.ndarray,
+    k: int,
+    where: str,
+    params: list[Any],
+    min_score: float = 0.0,
+) -> list[tuple[int, float]]:
+    """The ``k`` prompts nearest ``vector`` that have an image satisfying ``where`` (SQL over
+    ``images``), best first; at least ``min_score`` when it is given.
+
+    Why not "filter inside the search": on a shared instance the scope (what the requester
+    may see) admits most of a million prompts, and listing them for an exact scan costs a
+    second. So the index is searched unfiltered and its candidates are checked in SQL,
+    reading 4x more while fewer than ``k`` pass and the candidates are still at least
+    ``min_score`` (below that, nothing further could be kept either). Only a scope that
+    rejects thousands of close candidates in a row — a narrow one — is ranked exactly
+    among its own prompts instead.
+    """
+    fetch = min(max(SCOPED_FIRST, 4 * k), SCOPED_MOST)
+    while True:
+        found = nearest(conn, embedder, "prompt", vector, fetch)
+        kept = _in_scope(conn, [i for i, _ in found], where, params)
+        result = [(i, s) for i, s in found if i in kept and s >= min_score][:k]
+        exhausted = len(found) < fetch or (found and found[-1][1] < min_score)
+        if len(result) >= k or exhausted:
+            return result
+        if fetch >= SCOPED_MOST:
+            break
+        fetch = min(fetch * 4, SCOPED_MOST)
+    allowed = {
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT DISTINCT images.prompt_id FROM images WHERE ({where}) "
+            "AND images.prompt_id IS NOT NULL",
+            params,
+        )
+    }
+    return [
+        (i, s) for i, s in nearest(conn, embedder, "prompt", vector, k, allowed) if s >= min_score
+    ]
+
+
+def _in_scope(conn: sqlite3.Connection, ids: list[int], where: str, params: list[Any]) -> set[int]:
+    """Which of these prompt ids have an image satisfying ``where``."""
+    if not ids:
+        return set()
+    return {
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT DISTINCT images.prompt_id FROM images WHERE images.prompt_id IN "
+            f"({','.join(str(int(i)) for i in ids)}) AND ({where})",
+            params,
+        )
+    }
+
+
 def prompt_vector(
     conn: sqlite3.Connection, prompt_id: int, embedder: Embedder | None = None
 ) -> np.ndarray | None:
