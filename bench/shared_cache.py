@@ -114,7 +114,7 @@ def load(url: str, n: int, bases: list[str], emb: object) -> tuple[float, float]
             v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
             for j, vec in enumerate(v):
                 half = vec.astype(np.float16).tobytes()
-                row = (model, "prompt", start + j + 1, 384, "float16", half, now)
+                row = (model, "prompt", start + j + 1, v.shape[1], "float16", half, now)
                 copy.write_row((*row, vector_literal(vec)))
     for table in ("roots", "users", "prompts", "images", "files"):
         pg.execute(
