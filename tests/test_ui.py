@@ -540,8 +540,8 @@ def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
     tmp_path: Path, browser: Any
 ) -> None:
     """A library with users asks who is there; a member signs in, uploads
-    from the page (the file picker; dropping files calls the same upload), sees them in the
-    grid, and shares one from its detail panel."""
+    from the page (the file picker, then files dropped on the page), sees them in the grid,
+    and shares one from its detail panel."""
     from conftest import Cli
 
     cli = Cli(tmp_path / "lib")
@@ -563,6 +563,20 @@ def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
             png(f, {"parameters": f"a dropped lantern {k}\nSteps: 5, Seed: {k}, Size: 64x64"})
         pg.set_input_files("#upload-input", [str(f) for f in files])
         _poll(pg, "() => document.querySelectorAll('#grid .tile').length === 2", 20)
+        dropped = tmp_path / "drop2.png"
+        png(dropped, {"parameters": "a dropped lantern 2\nSteps: 5, Seed: 2, Size: 64x64"})
+        pg.evaluate(  # what a browser dispatches when files from the desktop are let go
+            """([name, bytes]) => {
+              const dt = new DataTransfer();
+              dt.items.add(new File([new Uint8Array(bytes)], name, {type: "image/png"}));
+              const init = {dataTransfer: dt, bubbles: true, cancelable: true};
+              for (const type of ["dragover", "drop"])
+                document.body.dispatchEvent(new DragEvent(type, init));
+            }""",
+            [dropped.name, list(dropped.read_bytes())],
+        )
+        _poll(pg, "() => document.querySelectorAll('#grid .tile').length === 3", 20)
+        assert not pg.evaluate("() => document.body.classList.contains('dropping')")
         pg.click("#grid .tile")
         pg.keyboard.press(" ")
         pg.wait_for_selector("#detail:not([hidden]) #shared-toggle")
@@ -575,4 +589,4 @@ def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
         "SELECT u.name, i.shared FROM images i JOIN users u ON u.id = i.owner_id ORDER BY i.id"
     ).fetchall()
     conn.close()
-    assert sorted(tuple(r) for r in rows) == [("alice", 0), ("alice", 1)]
+    assert sorted(tuple(r) for r in rows) == [("alice", 0), ("alice", 0), ("alice", 1)]
