@@ -126,7 +126,7 @@ def search(
         rows = conn.execute(build(where), [*params, *tail, limit + 1]).fetchall()
     else:
         rows = run_adaptive(conn, q, build, [*q.params, *tail, limit + 1])
-    items = [_summary(r) for r in rows[:limit]]
+    items = _summaries(rows[:limit])
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -152,10 +152,21 @@ def matching_ids(conn: sqlite3.Connection, query: str | Query) -> list[int]:
     return [r[0] for r in conn.execute(f"SELECT images.id FROM images WHERE {where}", params)]
 
 
-def _summary(r: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
-    d = {k: r[k] for k in r.keys() if not k.startswith("_")}  # noqa: SIM118 (sqlite3.Row)
-    d["favorite"] = bool(d["favorite"])
-    return d
+def _summaries(rows: list[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, less the ``_`` columns the query sorts by. The columns are read once
+    per page, not once per row: a page of 100 spent half its Python time naming columns."""
+    if not rows:
+        return []
+    names = list(rows[0].keys())
+    keep = [i for i, name in enumerate(names) if not name.startswith("_")]
+    kept = [names[i] for i in keep]
+    items = []
+    for r in rows:
+        values = tuple(r)
+        d = dict(zip(kept, [values[i] for i in keep], strict=True))
+        d["favorite"] = bool(d["favorite"])
+        items.append(d)
+    return items
 
 
 def paths_of(conn: sqlite3.Connection, image_id: int) -> list[dict[str, Any]]:
