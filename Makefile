@@ -55,3 +55,4 @@ bench: $(STAMP) browser
 	$(PY) bench/comfyui.py
 	$(PY) bench/workers.py
 	$(PY) bench/service.py
+	$(PY) bench/shared_cache.py
