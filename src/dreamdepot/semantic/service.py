@@ -258,7 +258,16 @@ def neighbours_in_scope(
         if fetch >= SCOPED_MOST:
             break
         fetch = min(fetch * 4, SCOPED_MOST)
-    allowed = {
+    allowed = prompts_in_scope(conn, where, params)
+    return [
+        (i, s) for i, s in nearest(conn, embedder, "prompt", vector, k, allowed) if s >= min_score
+    ]
+
+
+def prompts_in_scope(conn: sqlite3.Connection, where: str, params: list[Any]) -> set[int]:
+    """Every prompt with an image satisfying ``where`` (linear in the library: the narrow
+    scope's exact ranking only)."""
+    return {
         int(r[0])
         for r in conn.execute(
             f"SELECT DISTINCT images.prompt_id FROM images WHERE ({where}) "
@@ -266,9 +275,6 @@ def neighbours_in_scope(
             params,
         )
     }
-    return [
-        (i, s) for i, s in nearest(conn, embedder, "prompt", vector, k, allowed) if s >= min_score
-    ]
 
 
 def _in_scope(conn: sqlite3.Connection, ids: list[int], where: str, params: list[Any]) -> set[int]:
