@@ -162,14 +162,13 @@ def test_lists_show_own_and_shared_images_and_sharing_changes_that(instance: Ins
         seen = bob.get(f"/api/images/{ids['shared']['id']}").json()
         assert seen["owner"] == "alice" and seen["shared"] is True
         # a shared image is seen, not changed, by others; a viewer changes nothing
+        shared = f"/api/images/{ids['shared']['id']}"
+        assert bob.put(shared + "/sharing", json={"shared": False}).status_code == 403
         assert (
-            bob.put(f"/api/images/{ids['shared']['id']}/rating", json={"rating": 2}).status_code
+            bob.post("/api/tags", json={"ids": [ids["shared"]["id"]], "tags": ["x"]}).status_code
             == 403
         )
-        assert (
-            carol.put(f"/api/images/{ids['shared']['id']}/rating", json={"rating": 2}).status_code
-            == 403
-        )
+        assert carol.put(shared + "/rating", json={"rating": 2}).status_code == 403
         private = f"/api/images/{ids['alice']['id']}"
         assert bob.get(private).status_code == 404
         assert bob.get(f"/api/thumbs/{ids['alice']['hash']}/256.avif").status_code == 404
@@ -181,6 +180,51 @@ def test_lists_show_own_and_shared_images_and_sharing_changes_that(instance: Ins
     with instance.as_("root") as root:  # the first admin took over the library's own images
         got = {i["id"] for i in root.get("/api/images").json()["items"]}
         assert got == {ids["library"]["id"], ids["shared"]["id"]}
+
+
+def test_each_user_rates_and_favourites_a_shared_image_for_themselves(
+    instance: Instance,
+) -> None:
+    """A colleague's marks on a shared image are theirs alone: the owner's stay on the
+    image, and ``fav``, ``rating:``, ``sort:rating``, lists and detail read the caller's."""
+    ids = instance.ids
+    shared, private = ids["shared"]["id"], ids["alice"]["id"]
+    url = f"/api/images/{shared}"
+    with instance.as_("bob") as bob, instance.as_("alice") as alice:
+        assert alice.put(url + "/rating", json={"rating": 1}).status_code == 200
+        assert bob.put(url + "/rating", json={"rating": 4}).json() == {"id": shared, "rating": 4}
+        assert bob.put(url + "/favorite", json={"favorite": True}).status_code == 200
+
+        def seen(client: httpx.Client, q: str) -> list[int]:
+            return [i["id"] for i in client.get("/api/images", params={"q": q}).json()["items"]]
+
+        assert seen(bob, "fav") == [shared] and seen(alice, "fav") == []
+        assert seen(bob, "rating:4") == [shared] and seen(alice, "rating:4") == []
+        assert seen(alice, "rating:1") == [shared] and seen(bob, "-fav") == []
+        assert bob.get("/api/images/count", params={"q": "fav"}).json()["count"] == 1
+        assert (bob.get(url).json()["rating"], bob.get(url).json()["favorite"]) == (4, True)
+        assert (alice.get(url).json()["rating"], alice.get(url).json()["favorite"]) == (1, False)
+        (listed,) = bob.get("/api/images").json()["items"]
+        assert (listed["rating"], listed["favorite"]) == (4, True)
+        # sorting by rating, and its keyset cursor, read the caller's ratings too
+        assert alice.put(f"/api/images/{private}/rating", json={"rating": 3}).status_code == 200
+        first = alice.get("/api/images", params={"q": "sort:rating", "limit": 1}).json()
+        rest = alice.get(
+            "/api/images", params={"q": "sort:rating", "cursor": first["next_cursor"]}
+        ).json()
+        assert [i["id"] for i in first["items"] + rest["items"]] == [private, shared]
+        # rating many at once: what the caller sees, each on its own side
+        assert bob.post("/api/ratings", json={"ids": [shared], "rating": 5}).json()["updated"] == 1
+        assert bob.post("/api/ratings", json={"ids": [private], "rating": 5}).status_code == 404
+        assert alice.get(url).json()["rating"] == 1 and bob.get(url).json()["rating"] == 5
+        # the owner un-sharing the image hides it, and bob's marks with it
+        assert alice.put(url + "/sharing", json={"shared": False}).status_code == 200
+        assert seen(bob, "fav") == [] and bob.get(url).status_code == 404
+    conn = catalog(instance.cli.library_path)
+    row = conn.execute("SELECT rating, favorite FROM images WHERE id = ?", (shared,)).fetchone()
+    marks = conn.execute("SELECT rating, favorite FROM user_marks").fetchall()
+    conn.close()
+    assert tuple(row) == (1, 0) and [tuple(m) for m in marks] == [(5, 1)]
 
 
 def test_jobs_of_others_show_without_their_prompt(instance: Instance) -> None:
@@ -205,8 +249,10 @@ def test_api_keys_scopes_revocation_and_disabled_users(instance: Instance) -> No
     with instance.as_("bob-read") as reader:
         assert reader.get("/api/images").status_code == 200
         assert reader.post("/api/generate", json={"prompt": "x"}).status_code == 403
+        assert reader.put(target + "/rating", json={"rating": 1}).status_code == 403  # a write
     with instance.as_("root") as root:
-        assert root.put(target + "/rating", json={"rating": 1}).status_code == 403  # alice's
+        # alice's: even an admin changes only their own marks of it, never its sharing
+        assert root.put(target + "/sharing", json={"shared": False}).status_code == 403
     listed = instance.cli.json("api-keys", "list", "--json")
     assert all(instance.keys["bob"] not in json.dumps(k) for k in listed)  # never stored
     bob_read = next(k for k in listed if k["name"] == "bob-read")

@@ -548,15 +548,14 @@ def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
     cli("stats")
     cli("users", "add", "root", "--role", "admin", "--password-stdin", input="admin-password\n")
     cli("users", "add", "alice", "--password-stdin", input="alice-password\n")
+    cli("users", "add", "bob", "--password-stdin", input="bob-password\n")
     with Server(cli.library_path) as srv, _open(browser, srv.base + "/") as pg:
         pg.wait_for_selector("#login-form", state="visible")
         pg.fill("#login-name", "alice")
         pg.fill("#login-password", "wrong-password")
         pg.click("#login-go")
         _poll(pg, "() => document.querySelector('#login-error').textContent.includes('wrong')")
-        pg.fill("#login-password", "alice-password")
-        pg.click("#login-go")
-        pg.wait_for_selector("#user:not([hidden])")
+        _sign_in(pg, "alice")
         assert "alice (member)" in pg.inner_text("#user-name")
         files = [tmp_path / f"drop{k}.png" for k in range(2)]
         for k, f in enumerate(files):
@@ -584,9 +583,30 @@ def test_a_shared_instance_signs_in_uploads_from_the_page_and_shares(
         pg.check("#shared-toggle")
         shared = "() => document.querySelector('#toast').textContent.includes('Shared with')"
         _poll(pg, shared)
+        with _open(browser, srv.base + "/") as other:  # a colleague favourites it for himself
+            other.wait_for_selector("#login-form", state="visible")
+            _sign_in(other, "bob")
+            _poll(other, "() => document.querySelectorAll('#grid .tile').length === 1", 20)
+            other.click("#grid .tile")
+            other.keyboard.press(" ")
+            other.wait_for_selector("#detail:not([hidden]) #owner")
+            assert "Shared by alice" in other.inner_text("#owner")
+            other.click("#detail-info button:has-text('☆ Favourite')")
+            other.wait_for_selector("#detail-info button:has-text('★ Favourite')")
     conn = catalog(cli.library_path)
     rows = conn.execute(
-        "SELECT u.name, i.shared FROM images i JOIN users u ON u.id = i.owner_id ORDER BY i.id"
+        "SELECT u.name, i.shared, i.favorite FROM images i JOIN users u ON u.id = i.owner_id"
+    ).fetchall()
+    marks = conn.execute(
+        "SELECT u.name, m.favorite FROM user_marks m JOIN users u ON u.id = m.user_id"
     ).fetchall()
     conn.close()
-    assert sorted(tuple(r) for r in rows) == [("alice", 0), ("alice", 0), ("alice", 1)]
+    assert sorted(tuple(r) for r in rows) == [("alice", 0, 0), ("alice", 0, 0), ("alice", 1, 0)]
+    assert [tuple(m) for m in marks] == [("bob", 1)]  # his, not alice's
+
+
+def _sign_in(pg: Any, name: str) -> None:
+    pg.fill("#login-name", name)
+    pg.fill("#login-password", f"{name}-password")
+    pg.click("#login-go")
+    pg.wait_for_selector("#user:not([hidden])")

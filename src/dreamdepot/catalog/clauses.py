@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dreamdepot.catalog.marks import ROW_MARKS, Marks
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 SqlParams = tuple[str, list[Any]]
@@ -33,6 +35,7 @@ class Dialect:
 
     name: str = SQLITE
     walk: bool = False
+    marks: Marks = ROW_MARKS  # whose ratings and favourites ``rating:`` and ``fav`` read
 
     @property
     def pg(self) -> bool:
@@ -122,6 +125,14 @@ class Not(Clause):
 
 
 @dataclass(frozen=True)
+class Favourite(Clause):
+    """The viewer's favourites (``fav``): the row's flag, or their own marks."""
+
+    def sql(self, d: Dialect) -> SqlParams:
+        return d.marks.favourite_sql(), []
+
+
+@dataclass(frozen=True)
 class Compare(Clause):
     """``images.COLUMN OP value`` (``=``, ``<``, ``<=``, ``>``, ``>=``)."""
 
@@ -130,7 +141,7 @@ class Compare(Clause):
     value: Any
 
     def sql(self, d: Dialect) -> SqlParams:
-        return f"images.{self.column} {self.op} {d.ph('?')}", [self.value]
+        return f"{d.marks.column(self.column)} {self.op} {d.ph('?')}", [self.value]
 
 
 @dataclass(frozen=True)

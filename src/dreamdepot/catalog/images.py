@@ -11,6 +11,7 @@ from typing import Any
 
 from dreamdepot.catalog.clauses import POSTGRESQL, SQLITE, Clause, Dialect, Not, Raw
 from dreamdepot.catalog.engine import as_catalog_connection, is_postgresql
+from dreamdepot.catalog.marks import ROW_MARKS, Marks
 from dreamdepot.catalog.paths import display, from_db
 from dreamdepot.catalog.plans import run_adaptive
 from dreamdepot.catalog.query import ANIMATION_SQL, VIDEO_SQL, Query, Sort, parse
@@ -33,10 +34,15 @@ def register_field(name: str, resolver: FieldResolver) -> None:
 SUMMARY_COLUMNS = (
     "images.id, images.content_hash, images.format, images.width, images.height, "
     "images.created_at, images.generator, images.model, images.sampler, images.steps, "
-    "images.cfg_scale, images.seed, images.rating, images.favorite, images.placeholder, "
-    "images.thumb_key, images.prompt_id, images.job_id, images.parent_id, images.duration, "
-    "images.preview_key, p.text AS prompt"
+    "images.cfg_scale, images.seed, {rating} AS rating, {favorite} AS favorite, "
+    "images.placeholder, images.thumb_key, images.prompt_id, images.job_id, images.parent_id, "
+    "images.duration, images.preview_key, p.text AS prompt"
 )
+
+
+def summary_columns(marks: Marks = ROW_MARKS) -> str:
+    """A result row's columns, with the ratings and favourites of ``marks``' viewer."""
+    return SUMMARY_COLUMNS.format(rating=marks.column("rating"), favorite=marks.column("favorite"))
 
 
 @dataclass
@@ -87,14 +93,17 @@ def search(
     limit: int = 100,
     cursor: str | None = None,
     extra_where: tuple[str, list[Any]] | None = None,
+    marks: Marks = ROW_MARKS,
 ) -> Page:
-    """One page of images matching ``query``, in its sort order, after ``cursor``.
+    """One page of images matching ``query``, in its sort order, after ``cursor``, with
+    ``marks``' viewer's ratings and favourites (read, filtered and sorted by).
 
     Paging is by keyset on (sort value, id): every image appears exactly once across
     pages however many share a timestamp, and a deep page costs what the first does.
     """
     conn = as_catalog_connection(conn)
     q = compile_query(conn, query) if isinstance(query, str) else query
+    q = q.reading(marks)
     limit = max(1, min(int(limit), MAX_LIMIT))
     postgresql = is_postgresql(conn)
     if postgresql:  # its planner then knows how common each tag is
@@ -109,13 +118,13 @@ def search(
     if cursor:
         sort, value, last_id = decode_cursor(cursor)
         op = "<" if sort.descending else ">"
-        extra += f" AND (({sort.expression}, images.id) {op} (?, ?))"
+        extra += f" AND (({sort.sql(marks)}, images.id) {op} (?, ?))"
         tail += [value, last_id]
     direction = "DESC" if sort.descending else "ASC"
 
     def build(where: str) -> str:
         return (
-            f"SELECT {SUMMARY_COLUMNS}, {d.ph(sort.expression)} AS _sort FROM images "
+            f"SELECT {summary_columns(marks)}, {d.ph(sort.sql(marks))} AS _sort FROM images "
             f"LEFT JOIN prompts p ON p.id = images.prompt_id WHERE ({where}){d.ph(extra)} "
             f"ORDER BY _sort {direction}, images.id {direction} LIMIT {d.ph('?')}"
         )

@@ -53,8 +53,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("workers", "name"),
     ("uploads", "sha256"),
     ("invitations", "token_hash"),
+    ("user_marks", "user_id, image_id"),
 )
-SQLITE_SCHEMA_FOR_POSTGRESQL = 18  # the SQLite schema the PostgreSQL tables mirror
+SQLITE_SCHEMA_FOR_POSTGRESQL = 19  # the SQLite schema the PostgreSQL tables mirror
 
 
 FEW_PROMPTS = 1000  # words matching at most this many prompts are passed as their ids
@@ -98,7 +99,7 @@ def resolve_names(conn: Any, q: Query) -> Query:
             return Raw(f"images.{node.column} = ANY(?)", (ids,))
         return node
 
-    return Query(q.text, transform(q.node, resolve), q.sort, q.extension_terms)
+    return Query(q.text, transform(q.node, resolve), q.sort, q.extension_terms, q.marks)
 
 
 def _psycopg() -> Any:

@@ -27,6 +27,7 @@ from dreamdepot.catalog.clauses import (
     Compare,
     Dialect,
     Everything,
+    Favourite,
     FolderName,
     IdIn,
     InAlbum,
@@ -40,6 +41,7 @@ from dreamdepot.catalog.clauses import (
     UsesLora,
     Words,
 )
+from dreamdepot.catalog.marks import ROW_MARKS, Marks
 from dreamdepot.errors import QueryError
 
 INT64_MAX = 2**63 - 1
@@ -349,13 +351,15 @@ def _prompt(value: str, tok: Token, query: str) -> Clause:
     return _fts(value, "negative_prompt_id" if tok.field_name == "negative" else "prompt_id")
 
 
-def _flag(sql: str) -> Callable[[str, Token, str], Clause]:
+def _flag(sql: str | Clause) -> Callable[[str, Token, str], Clause]:
+    clause = Raw(sql) if isinstance(sql, str) else sql
+
     def build(value: str, tok: Token, query: str) -> Clause:
         if value not in ("", "true", "yes", "1"):
             if value in ("false", "no", "0"):
-                return Not(Raw(sql))
+                return Not(clause)
             raise QueryError(f"'{tok.field_name}' takes no value", tok.pos, query)
-        return Raw(sql)
+        return clause
 
     return build
 
@@ -416,8 +420,8 @@ FIELDS: dict[str, Callable[[str, Token, str], Clause]] = {
     "hash": _hash,
 }
 
-FLAGS: dict[str, str] = {
-    "fav": "images.favorite = 1",
+FLAGS: dict[str, str | Clause] = {
+    "fav": Favourite(),
     "missing": MISSING_SQL,
     "untagged": "NOT EXISTS (SELECT 1 FROM image_tags WHERE image_id = images.id)",
     "noprompt": "images.prompt_id IS NULL",
@@ -434,7 +438,7 @@ SORTS: dict[str, str] = {
     "date": "images.created_at",
     "seed": "coalesce(images.seed, -9223372036854775808)",
     "steps": "coalesce(images.steps, -1)",
-    "rating": "coalesce(images.rating, -1)",
+    "rating": "coalesce({rating}, -1)",
     "size": "coalesce(images.width * images.height, -1)",
     "random": "((images.id * 2654435761 + {salt}) % 4294967291)",
     "id": "images.id",
@@ -449,7 +453,11 @@ class Sort:
 
     @property
     def expression(self) -> str:
-        return SORTS[self.key].format(salt=self.salt)
+        return self.sql()
+
+    def sql(self, marks: Marks = ROW_MARKS) -> str:
+        """The sort key's SQL, reading ``marks``' ratings."""
+        return SORTS[self.key].format(salt=self.salt, rating=marks.column("rating"))
 
 
 @dataclass
@@ -460,11 +468,12 @@ class Query:
     node: Clause = field(default_factory=Everything)
     sort: Sort = field(default_factory=Sort)
     extension_terms: list[Token] = field(default_factory=list)
+    marks: Marks = ROW_MARKS  # whose ratings and favourites it reads
 
     def sql(self, dialect: str = SQLITE, walk: bool = False) -> SqlParams:
         """The WHERE clause and its parameters for one engine; ``walk`` picks the form that
         follows the sort order and tests each row (SQLite's adaptive plans)."""
-        return self.node.render(Dialect(dialect, walk))
+        return self.node.render(Dialect(dialect, walk, self.marks))
 
     def sql_on(self, conn: Any) -> SqlParams:
         """The WHERE clause (index form) and parameters in the SQL ``conn``'s engine reads."""
@@ -496,7 +505,11 @@ class Query:
     def narrowed(self, clause: Clause) -> Query:
         """This query ANDed with one more clause (what an extension field resolved to)."""
         node = clause if self.everything else And([self.node, clause])
-        return Query(self.text, node, self.sort, self.extension_terms)
+        return Query(self.text, node, self.sort, self.extension_terms, self.marks)
+
+    def reading(self, marks: Marks) -> Query:
+        """This query as ``marks``' viewer sees ratings and favourites."""
+        return Query(self.text, self.node, self.sort, self.extension_terms, marks)
 
 
 class _Parser:
@@ -563,7 +576,8 @@ class _Parser:
     def term(self, tok: Token) -> Clause | None:
         if tok.kind in ("WORD", "PHRASE"):
             if tok.kind == "WORD" and tok.value.lower() in FLAGS:
-                return Raw(FLAGS[tok.value.lower()])
+                flag = FLAGS[tok.value.lower()]
+                return Raw(flag) if isinstance(flag, str) else flag
             if tok.kind == "PHRASE":
                 if not tok.value.strip():
                     raise QueryError("empty phrase", tok.pos, self.text)

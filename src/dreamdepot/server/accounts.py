@@ -26,6 +26,7 @@ from dreamdepot.accounts import LOCAL, Principal
 from dreamdepot.catalog.clauses import Raw
 from dreamdepot.catalog.engine import value_in
 from dreamdepot.catalog.images import compile_query
+from dreamdepot.catalog.marks import Marks
 from dreamdepot.catalog.query import Query
 from dreamdepot.catalog.visibility import (
     can_change,
@@ -115,6 +116,18 @@ POLICY: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
+# A rating or a favourite is the caller's own: anyone who sees an image may mark it
+# (catalog/marks.py keeps a colleague's marks apart from the owner's).
+MARK_ROUTES = {
+    ("PUT", "/api/images/{image_id}/rating"),
+    ("PUT", "/api/images/{image_id}/favorite"),
+}
+
+
+def _route(request: Request) -> tuple[str, str]:
+    return request.method, str(getattr(request.scope.get("route"), "path", ""))
+
+
 def principal(request: Request) -> Principal | None:
     """Who the request acts for: None in an embedded library (no accounts, no filter)."""
     who: Principal | None = getattr(request.state, "principal", None)
@@ -135,16 +148,24 @@ def guard(request: Request) -> None:
         image_id = int(params["image_id"])
         if not can_see(conn, who, image_id):
             raise HTTPException(404, f"no image {image_id}")
-        if request.method in UNSAFE_METHODS and not can_change(conn, who, image_id):
+        changes = request.method in UNSAFE_METHODS and _route(request) not in MARK_ROUTES
+        if changes and not can_change(conn, who, image_id):
             raise HTTPException(403, "only the image's owner may change it")
     if "content_hash" in params and not can_see_hash(conn, who, str(params["content_hash"])):
         raise HTTPException(404, "not found")
 
 
+def viewer_marks(request: Request) -> Marks:
+    """Whose ratings and favourites the caller's queries and pages read: their own."""
+    return Marks.of(principal(request))
+
+
 def restricted(request: Request, query: Query) -> Query:
-    """``query`` narrowed to the images the caller may see."""
+    """``query`` narrowed to the images the caller may see, read with their marks."""
     who = principal(request)
-    return query if who is None else query.narrowed(_raw(visible_sql(who)))
+    if who is None:
+        return query
+    return query.narrowed(_raw(visible_sql(who))).reading(Marks.of(who))
 
 
 def owned(request: Request, text: str) -> Query:
@@ -153,7 +174,9 @@ def owned(request: Request, text: str) -> Query:
 
     query = compile_query(state(request).store.read(), text)
     who = principal(request)
-    return query if who is None else query.narrowed(_raw(owned_sql(who)))
+    if who is None:
+        return query
+    return query.narrowed(_raw(owned_sql(who))).reading(Marks.of(who))
 
 
 def _raw(where: tuple[str, list[Any]]) -> Raw:
@@ -199,8 +222,7 @@ def enforce_policy(request: Request) -> None:
     who = principal(request)
     if who is None:
         return
-    route = str(getattr(request.scope.get("route"), "path", ""))
-    need, members = POLICY.get((request.method, route), ("admin", False))
+    need, members = POLICY.get(_route(request), ("admin", False))
     if not who.may(need):
         raise HTTPException(403, f"this needs the {need} scope")
     if not members and not who.is_admin:

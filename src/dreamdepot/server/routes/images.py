@@ -15,6 +15,7 @@ from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.clauses import Words
 from dreamdepot.catalog.engine import is_postgresql
 from dreamdepot.catalog.engine import like as engine_like
+from dreamdepot.catalog.marks import mark, marks_of
 from dreamdepot.catalog.paths import from_db
 from dreamdepot.catalog.query import fts_terms
 from dreamdepot.catalog.visibility import can_see, visible_sql
@@ -29,7 +30,7 @@ from dreamdepot.media.thumbs import (
     thumb_key,
 )
 from dreamdepot.media.video import VIDEO_FORMATS
-from dreamdepot.server.accounts import guard, only_owned, principal
+from dreamdepot.server.accounts import guard, only_visible, principal, viewer_marks
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.files import confined, image_response
 
@@ -73,7 +74,12 @@ def list_images(
     ``limit`` is capped at 1,000; pass ``next_cursor`` back as ``cursor`` for the next page."""
     st = state(request)
     page = catalog_images.search(
-        st.store.read(), q, limit=limit, cursor=cursor, extra_where=visible_sql(principal(request))
+        st.store.read(),
+        q,
+        limit=limit,
+        cursor=cursor,
+        extra_where=visible_sql(principal(request)),
+        marks=viewer_marks(request),
     )
     return {"items": [present(i, st) for i in page.items], "next_cursor": page.next_cursor}
 
@@ -82,7 +88,7 @@ def list_images(
 def count_images(request: Request, q: str = "") -> dict[str, int]:
     from dreamdepot.catalog.images import compile_query
 
-    parsed = compile_query(state(request).store.read(), q)
+    parsed = compile_query(state(request).store.read(), q).reading(viewer_marks(request))
     conn = state(request).store.read()
     where, params = parsed.sql_on(conn)
     mine, more = visible_sql(principal(request))
@@ -109,6 +115,7 @@ def image_detail(request: Request, image_id: int) -> dict[str, Any]:
     d["owner"] = _owner(st, d.get("owner_id"))
     d["shared"] = bool(d.get("shared"))
     conn = st.store.read()
+    d.update(marks_of(conn, viewer_marks(request), image_id) or {})
     mine, more = visible_sql(who)
     d["albums"] = (
         []
@@ -257,6 +264,7 @@ def duplicates(
             "id:" + ",".join(map(str, chunk)),
             limit=len(chunk),
             extra_where=visible_sql(principal(request)),
+            marks=viewer_marks(request),
         )
         by_id.update({it["id"]: present(it, st) for it in page.items})
     kept = []
@@ -392,9 +400,10 @@ class BulkRatingBody(BaseModel):
 
 @router.put("/images/{image_id}/rating")
 def set_rating(request: Request, image_id: int, body: RatingBody) -> dict[str, Any]:
+    """The caller's rating: on their own image's row, else in their own marks (a shared
+    image's owner keeps theirs)."""
     with state(request).store.write() as conn:
-        n = conn.execute("UPDATE images SET rating = ? WHERE id = ?", (body.rating, image_id))
-        if n.rowcount == 0:
+        if not mark(conn, viewer_marks(request), [image_id], rating=body.rating):
             raise HTTPException(404, f"no image {image_id}")
     return {"id": image_id, "rating": body.rating}
 
@@ -402,22 +411,18 @@ def set_rating(request: Request, image_id: int, body: RatingBody) -> dict[str, A
 @router.put("/images/{image_id}/favorite")
 def set_favorite(request: Request, image_id: int, body: FavoriteBody) -> dict[str, Any]:
     with state(request).store.write() as conn:
-        n = conn.execute(
-            "UPDATE images SET favorite = ? WHERE id = ?", (int(body.favorite), image_id)
-        )
-        if n.rowcount == 0:
+        if not mark(conn, viewer_marks(request), [image_id], favorite=int(body.favorite)):
             raise HTTPException(404, f"no image {image_id}")
     return {"id": image_id, "favorite": body.favorite}
 
 
 @router.post("/ratings")
 def bulk_rating(request: Request, body: BulkRatingBody) -> dict[str, int]:
+    """Rate many images at once; each is the caller's to see (404 names those it is not)."""
     if principal(request) is not None:
-        only_owned(request, body.ids)  # 404 / 403 unless every image is the caller's
+        only_visible(request, body.ids)
     with state(request).store.write() as conn:
-        n = conn.executemany(
-            "UPDATE images SET rating = ? WHERE id = ?", [(body.rating, i) for i in body.ids]
-        ).rowcount
+        n = mark(conn, viewer_marks(request), body.ids, rating=body.rating)
     return {"updated": n}
 
 
@@ -614,7 +619,10 @@ def similar_by_look(
     items = []
     if chosen:
         page = catalog_images.search(
-            conn, "id:" + ",".join(str(i) for i, _ in chosen), limit=len(chosen)
+            conn,
+            "id:" + ",".join(str(i) for i, _ in chosen),
+            limit=len(chosen),
+            marks=viewer_marks(request),
         )
         for item in sorted(page.items, key=lambda it: by_id[it["id"]]):
             item = present(item, st)

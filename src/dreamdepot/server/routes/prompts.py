@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from dreamdepot.catalog import images as catalog_images
 from dreamdepot.catalog.query import prompts_matching
 from dreamdepot.catalog.visibility import visible_sql
-from dreamdepot.server.accounts import principal
+from dreamdepot.server.accounts import principal, viewer_marks
 from dreamdepot.server.app import state
 from dreamdepot.server.routes.images import present
 
@@ -85,6 +85,7 @@ def list_prompts(
                 "sort:rating",
                 limit=strip,
                 extra_where=(f"images.prompt_id = ? AND {mine}", [r["id"], *more]),
+                marks=viewer_marks(request),
             )
             item["images"] = [present(i, st) for i in page.items]
         items.append(item)
@@ -124,6 +125,7 @@ def prompt_detail(
         limit=limit,
         cursor=cursor,
         extra_where=(f"images.prompt_id = ? AND {mine}", [prompt_id, *more]),
+        marks=viewer_marks(request),
     )
     negatives = [
         dict(r)

@@ -18,7 +18,7 @@ from dreamdepot.semantic.cache import (
     cache_stats,
 )
 from dreamdepot.semantic.embedders import Embedder, EmbedderUnavailable, embedder_for_library
-from dreamdepot.server.accounts import guard, principal
+from dreamdepot.server.accounts import guard, principal, viewer_marks
 from dreamdepot.server.app import AppState, state
 from dreamdepot.server.routes.images import present
 
@@ -221,6 +221,7 @@ def more_like_this(
             f"images.prompt_id IN ({','.join(map(str, near))}) AND images.id != ? AND {mine}",
             [image_id, *more],
         ),
+        marks=viewer_marks(request),
     )
     return {"items": [present(i, st) for i in page.items[:limit]]}
 
