@@ -149,7 +149,7 @@ def test_animations_indexed_before_videos_are_read_again(cli: Cli, tmp_path: Pat
     cli("rate", "4", f"id:{item['id']}")
     db = sqlite3.connect(cli.library_path / "catalog.sqlite")
     with db:  # back to schema 11, as an older version left the library
-        for table in ("invitations", "uploads", "sessions", "api_keys", "workers"):  # 13-16
+        for table in ("user_marks", "invitations", "uploads", "sessions", "api_keys", "workers"):
             db.execute(f"DROP TABLE {table}")
         for index in ("images_owner", "jobs_queued", "users_oidc_subject", "cache_events_user"):
             db.execute(f"DROP INDEX {index}")
