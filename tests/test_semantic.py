@@ -466,3 +466,58 @@ def test_scoped_neighbours_equal_an_exact_search_of_the_scope(
     assert len(gated) == 3
     same(gated, exact(scoped, 20, gate - 1e-6), scoped)
     lib.close()
+
+
+def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
+    """Lookups that arrive while the model is busy go through it together, and each gets
+    the vectors it would have got alone; a failing pass fails every waiter, none hangs."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from dreamdepot.semantic.embedders import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    prompts = [f"a lighthouse at dusk, study {k}" for k in range(8)]
+    alone = [embedder.embed_texts([p])[0] for p in prompts]
+    passes: list[int] = []
+    forward = embedder._forward
+
+    def counted(texts: list[str]) -> np.ndarray:
+        passes.append(len(texts))
+        return forward(texts)
+
+    embedder._forward = counted  # type: ignore[method-assign]
+    got: dict[int, Any] = {}
+
+    def ask(k: int) -> None:
+        try:
+            got[k] = embedder.embed_texts([prompts[k]])[0]
+        except RuntimeError as exc:
+            got[k] = exc
+
+    def burst() -> None:
+        got.clear()
+        with embedder._lock:  # the model is busy while all eight arrive
+            threads = [threading.Thread(target=ask, args=(k,)) for k in range(8)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            while len(embedder._waiting) < 8 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        for t in threads:
+            t.join(30)
+
+    burst()
+    assert passes == [8]
+    for k in range(8):
+        assert np.allclose(got[k], alone[k], atol=1e-5), k
+
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("the model fell over")
+
+    embedder._forward = broken  # type: ignore[method-assign]
+    burst()
+    assert all(isinstance(got[k], RuntimeError) for k in range(8))
+    assert embedder._waiting == []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
@@ -114,11 +117,25 @@ def _label_owners(st: Any, who: Any, items: list[dict[str, Any]]) -> None:
         item["from_someone_else"] = owner_id is not None and owner_id != who.user_id
 
 
+# Dream lookups wait for the embedding model. They run on threads of their own, at most
+# this many at once (the rest wait without a thread), so a burst of them cannot take every
+# thread of the pool that serves pages, details, thumbnails and tags; the embedder runs
+# those waiting together as one batch.
+DREAM_THREADS = 8
+
+
 @router.post("/dream")
-def dream(request: Request, body: DreamBody) -> dict[str, Any]:
+async def dream(request: Request, body: DreamBody) -> dict[str, Any]:
     """Answer from the library when a past generation asked for the same picture; on a miss
     (or with ``force``: "generate anyway"), queue a generation with what the request held
     fixed. The decision says why (matched prompt, similarity, first contrasting difference)."""
+    limiter = getattr(request.app.state, "dream_threads", None)
+    if limiter is None:  # made inside the event loop that serves this app
+        limiter = request.app.state.dream_threads = anyio.CapacityLimiter(DREAM_THREADS)
+    return await anyio.to_thread.run_sync(functools.partial(_dream, request, body), limiter=limiter)
+
+
+def _dream(request: Request, body: DreamBody) -> dict[str, Any]:
     from dreamdepot.catalog.query import QueryError
     from dreamdepot.semantic.dream import HoldError, normalise_hold
     from dreamdepot.semantic.dream import dream as decide
