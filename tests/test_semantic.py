@@ -521,3 +521,25 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
     burst()
     assert all(isinstance(got[k], RuntimeError) for k in range(8))
     assert embedder._waiting == []
+
+
+def test_the_server_loads_what_a_first_dream_lookup_needs_before_anyone_asks(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """``serve`` warms the dream cache in the background: the model, the word lexicon (its
+    first load holds the interpreter for seconds) and the vector index, on an empty library
+    as on a full one."""
+    from dreamdepot.semantic.terms import lexicon
+    from dreamdepot.server.app import create_app
+    from dreamdepot.server.background import warm_dream_cache
+
+    cli("stats")  # makes the library
+    st = create_app(cli.library_path).state.dd
+    lexicon.cache_clear()
+    assert warm_dream_cache(st) and lexicon.cache_info().currsize > 0  # nothing indexed yet
+    png(tmp_path / "pics" / "a.png", {"parameters": "a lighthouse at dusk\nSteps: 5, Seed: 1"})
+    cli("add", str(tmp_path / "pics"))
+    cli("embed")
+    lexicon.cache_clear()
+    assert warm_dream_cache(st) and lexicon.cache_info().currsize > 0
+    st.shutdown()

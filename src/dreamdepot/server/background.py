@@ -97,6 +97,29 @@ def _share_thumbnails(st: AppState, catalog: Catalog, ids: set[int]) -> None:
                 return  # best effort: a server without it makes it again
 
 
+def warm_dream_cache(st: AppState) -> bool:
+    """Load what the first dream lookup needs — the embedding model, the word lexicon the
+    alignment reads, the prompt vector index — before anyone asks. Loading them holds the
+    interpreter for seconds (measured: ~7 s of one core for the lexicon alone), and every
+    request on the server would wait while the first lookup did it. False without the
+    semantic extra."""
+    from dreamdepot.semantic.cache import DreamCache, DreamRequest
+    from dreamdepot.semantic.embedders import EmbedderUnavailable, embedder_for_library
+    from dreamdepot.semantic.terms import lexicon
+
+    try:
+        embedder = embedder_for_library(st.library_path)
+        lexicon("warming")
+        catalog = st.open_catalog()
+        try:
+            DreamCache(catalog.conn, embedder).lookup(DreamRequest("a warm up"), log=False)
+        finally:
+            catalog.close()
+    except EmbedderUnavailable:
+        return False
+    return True
+
+
 def embeddings(st: AppState) -> int:
     """Embed new prompts when the semantic extra is installed; otherwise note it once. With
     workers, a worker serving the ``embed`` queue does it (one waiting request at a time)."""

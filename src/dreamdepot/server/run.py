@@ -57,7 +57,7 @@ def run_server(
     import uvicorn
 
     from dreamdepot.server.app import create_app
-    from dreamdepot.server.background import after_indexing, start_watcher
+    from dreamdepot.server.background import after_indexing, start_watcher, warm_dream_cache
 
     app = create_app(library_path, token=token)
     st = app.state.dd
@@ -80,6 +80,7 @@ def run_server(
                 "[server] trusted_proxies naming it)"
             )
     st.start(after_indexing, "dreamdepot-stages", st)
+    st.start(warm_dream_cache, "dreamdepot-warm", st)
     if st.settings.backend:  # recover jobs of ended processes now, not at the first request
         from fastapi import HTTPException
 
