@@ -149,10 +149,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
+SETTLE_S = 3.0  # the first seconds, when all 50 users ask for their first page at once
+
+
 class Stats:
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = {}
+        self.settled: dict[str, list[float]] = {}  # those that began after SETTLE_S
         self.errors: dict[str, int] = {}
+        self.began = time.perf_counter()
 
     async def timed(self, kind: str, call: Any) -> Any:
         started = time.perf_counter()
@@ -161,7 +166,10 @@ class Stats:
         except httpx.HTTPError:
             self.errors[kind] = self.errors.get(kind, 0) + 1
             return None
-        self.ms.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+        ms = (time.perf_counter() - started) * 1000
+        self.ms.setdefault(kind, []).append(ms)
+        if started - self.began >= SETTLE_S:
+            self.settled.setdefault(kind, []).append(ms)
         if r.status_code >= 400:
             self.errors[kind] = self.errors.get(kind, 0) + 1
         return r
@@ -293,7 +301,7 @@ def main() -> None:
         mb = total_bytes / 1e6
         rows.append(
             [f"upload {n} files ({mb:.0f} MB), 5 at a time", n, f"{n / seconds:.1f} files/s",
-             f"{mb / seconds:.1f} MB/s", "", "", "", ""]
+             f"{mb / seconds:.1f} MB/s", "", "", "", "", ""]
         )  # fmt: skip
         wait_for_thumbnails(url, lib, n)  # the server's background stage, after the uploads
         # every user shares half of their images: the others browse and dream over them
@@ -301,7 +309,7 @@ def main() -> None:
         with catalog.transaction() as conn:
             conn.execute("UPDATE images SET shared = 1 WHERE id % 2 = 0")
         catalog.close()
-        stats = Stats()
+        stats = Stats()  # its clock starts as the users do
         until = time.monotonic() + args.seconds
 
         async def everyone() -> None:
@@ -317,15 +325,17 @@ def main() -> None:
         for kind, ms in stats.ms.items():
             target = "p95 <= 150 ms" if kind.startswith(("browse", "image", "thumb", "tag")) else ""
             within, bound = inside.get(kind, (float("nan"), float("nan")))
+            settled = stats.settled.get(kind) or [float("nan")]
             rows.append([kind, len(ms), f"{statistics.median(ms):.1f}", f"{pct(ms, 0.95):.1f}",
-                         stats.errors.get(kind, 0), f"{within:.0%}", f"<= {bound:.0f}",
-                         target])  # fmt: skip
+                         f"{pct(settled, 0.95):.1f}", stats.errors.get(kind, 0),
+                         f"{within:.0%}", f"<= {bound:.0f}", target])  # fmt: skip
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         moto.stop()
-    headers = ["request (50 users at once)", "n", "p50 (ms)", "p95 (ms)", "errors"]
+    headers = ["request (50 users at once)", "n", "p50 (ms)", "p95 (ms)"]
+    headers += [f"p95 after {SETTLE_S:.0f} s (ms)", "errors"]
     headers += ["in server <= 150 ms", "in server p95 (ms)", "target"]
     print_table(headers, rows)
 

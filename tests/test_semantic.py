@@ -484,9 +484,9 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
     passes: list[int] = []
     forward = embedder._forward
 
-    def counted(texts: list[str]) -> np.ndarray:
+    def counted(texts: list[str], cores: int | None = None) -> np.ndarray:
         passes.append(len(texts))
-        return forward(texts)
+        return forward(texts, cores)
 
     embedder._forward = counted  # type: ignore[method-assign]
     got: dict[int, Any] = {}
@@ -514,7 +514,7 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
     for k in range(8):
         assert np.allclose(got[k], alone[k], atol=1e-5), k
 
-    def broken(texts: list[str]) -> np.ndarray:
+    def broken(texts: list[str], cores: int | None = None) -> np.ndarray:
         raise RuntimeError("the model fell over")
 
     embedder._forward = broken  # type: ignore[method-assign]
