@@ -103,7 +103,9 @@ def search(
     """
     conn = as_catalog_connection(conn)
     q = compile_query(conn, query) if isinstance(query, str) else query
-    q = q.reading(marks)
+    if marks.per_user:
+        q = q.reading(marks)
+    marks = q.marks  # a query compiled for a viewer keeps reading theirs
     limit = max(1, min(int(limit), MAX_LIMIT))
     postgresql = is_postgresql(conn)
     if postgresql:  # its planner then knows how common each tag is

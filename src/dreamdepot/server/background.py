@@ -101,8 +101,10 @@ def warm_dream_cache(st: AppState) -> bool:
     """Load what the first dream lookup needs — the embedding model, the word lexicon the
     alignment reads, the prompt vector index — before anyone asks. Loading them holds the
     interpreter (measured alone: the model 4.4 s, the rest of a first lookup 0.4 s of CPU),
-    and every request on the server would wait while the first lookups did it. False
-    without the semantic extra."""
+    and every request on the server would wait while the first lookups did it. ``serve``
+    does this on an instance with users; a one-person library loads them at its first
+    lookup (and keeps the memory of the model, ~400 MB, until then). False without the
+    semantic extra."""
     from dreamdepot.semantic.cache import DreamCache, DreamRequest
     from dreamdepot.semantic.embedders import EmbedderUnavailable, embedder_for_library
     from dreamdepot.semantic.terms import lexicon

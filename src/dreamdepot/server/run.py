@@ -56,6 +56,7 @@ def run_server(
 ) -> None:
     import uvicorn
 
+    from dreamdepot.accounts import has_accounts
     from dreamdepot.server.app import create_app
     from dreamdepot.server.background import after_indexing, start_watcher, warm_dream_cache
 
@@ -65,8 +66,6 @@ def run_server(
     behind_proxy = behind_proxy or server.behind_proxy
     tls = (server.tls_cert, server.tls_key) if server.tls_cert and server.tls_key else None
     if not is_loopback(host):
-        from dreamdepot.accounts import has_accounts
-
         if not token and not has_accounts(st.store.read()):
             raise DreamDepotError(
                 f"refusing to serve on {host} without an access token or accounts: pass "
@@ -80,7 +79,8 @@ def run_server(
                 "[server] trusted_proxies naming it)"
             )
     st.start(after_indexing, "dreamdepot-stages", st)
-    st.start(warm_dream_cache, "dreamdepot-warm", st)
+    if has_accounts(st.store.read()):  # many users' requests would wait on the first lookup
+        st.start(warm_dream_cache, "dreamdepot-warm", st)
     if st.settings.backend:  # recover jobs of ended processes now, not at the first request
         from fastapi import HTTPException
 
