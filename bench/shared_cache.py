@@ -130,6 +130,50 @@ def load(url: str, n: int, bases: list[str], emb: object) -> tuple[float, float]
     return loaded, built
 
 
+def parts(cache: object, asked: list[str], restrict: object) -> list[tuple[str, str, str]]:
+    """Where a member's lookup goes: one more steady pass with the scoped search and its
+    vector-index query each timed around the real call."""
+    from dreamdepot.catalog import postgres
+    from dreamdepot.semantic import service
+    from dreamdepot.semantic.cache import DreamRequest
+
+    spent: dict[str, list[float]] = {"search": [], "index": []}
+    real = {"search": service.neighbours_in_scope, "index": postgres.nearest}
+
+    def timed(key: str) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            t = time.perf_counter()
+            try:
+                return real[key](*args, **kwargs)  # type: ignore[operator]
+            finally:
+                spent[key].append((time.perf_counter() - t) * 1000)
+
+        return call
+
+    service.neighbours_in_scope = timed("search")  # type: ignore[assignment]
+    postgres.nearest = timed("index")  # type: ignore[assignment]
+    try:
+        for q in asked:
+            cache.lookup(DreamRequest(q, restrict=restrict), log=False)  # type: ignore[attr-defined]
+    finally:
+        service.neighbours_in_scope = real["search"]  # type: ignore[assignment]
+        postgres.nearest = real["index"]  # type: ignore[assignment]
+    search, index = spent["search"], spent["index"]
+    return [
+        (
+            "  of which the scoped search (member)",
+            f"p50 {statistics.median(search):.1f} / p95 {pct(search, 0.95):.1f} ms",
+            "",
+        ),
+        (
+            "    of which its vector index queries",
+            f"p50 {statistics.median(index):.1f} / p95 {pct(index, 0.95):.1f} ms "
+            f"({len(index) / len(asked):.1f} a lookup)",
+            "",
+        ),
+    ]
+
+
 def main() -> None:
     import pgserver
     import psycopg
@@ -199,6 +243,7 @@ def main() -> None:
                 "p95 <= 50 ms" if restrict else "",
             )
         )
+    rows += parts(cache, asked, cache_sql(who))
     embed = []
     for q in asked:
         t = time.perf_counter()
