@@ -179,6 +179,8 @@ def test_bad_prompts(cli: Cli, library: Path) -> None:
     assert empty["hit"] is False and "empty" in empty["reason"]
     huge = cli.json("dream", "a red fox " * 3000, "--json")
     assert huge["hit"] is False and huge["truncated"] is True
+    after = cli.json("dream", "a blue whale in deep water, at night", "--json")  # same model
+    assert after["hit"] is False and after["truncated"] is False  # the cut was huge's alone
     japanese = cli.json("dream", "赤い狐、雪の中、油絵", "--json")
     assert japanese["hit"] is True
 
@@ -480,6 +482,7 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
 
     embedder = MiniLMEmbedder()
     prompts = [f"a lighthouse at dusk, study {k}" for k in range(8)]
+    prompts[3] = "a lighthouse at dusk, " * 200  # longer than the model reads: cut
     alone = [embedder.embed_texts([p])[0] for p in prompts]
     passes: list[int] = []
     forward = embedder._forward
@@ -490,10 +493,12 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
 
     embedder._forward = counted  # type: ignore[method-assign]
     got: dict[int, Any] = {}
+    cuts: dict[int, int] = {}
 
     def ask(k: int) -> None:
         try:
             got[k] = embedder.embed_texts([prompts[k]])[0]
+            cuts[k] = embedder.last_truncated  # this thread's request, not the batch's
         except RuntimeError as exc:
             got[k] = exc
 
@@ -511,6 +516,7 @@ def test_concurrent_small_requests_share_one_pass_through_the_model() -> None:
 
     burst()
     assert passes == [8]
+    assert cuts == {k: int(k == 3) for k in range(8)}
     for k in range(8):
         assert np.allclose(got[k], alone[k], atol=1e-5), k
 

@@ -127,7 +127,7 @@ class DreamCache:
             decision = Decision(False, "no image in the lookup's scope")
             return self._finish(req, decision, started, log)
         vector = self.embedder.embed_texts([prompt[:MAX_PROMPT_CHARS]])[0]
-        tokens_truncated = getattr(self.embedder, "truncated", 0)
+        tokens_truncated = getattr(self.embedder, "last_truncated", 0)  # this prompt's own
         if scope is None:
             found = service.neighbours(
                 self.conn, prompt, TOP_K, embedder=self.embedder, vector=vector

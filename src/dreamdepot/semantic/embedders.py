@@ -45,6 +45,7 @@ class _Waiting:
 
     texts: list[str]
     vectors: np.ndarray | None = None
+    cut: int = 0  # of its texts, how many were cut at MAX_TOKENS
     error: BaseException | None = None
     done: bool = False
 
@@ -60,10 +61,18 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
-        self.truncated = 0
+        self.truncated = 0  # texts cut at MAX_TOKENS since start
         self._threads = 1
         self._waiting_lock = threading.Lock()
         self._waiting: list[_Waiting] = []
+        self._cut: list[bool] = []  # per text of the last pass (read under _lock)
+        self._mine = threading.local()  # what the calling thread's last request had cut
+
+    @property
+    def last_truncated(self) -> int:
+        """How many texts of this thread's last request were cut at MAX_TOKENS (batched
+        with others or not: their cuts are theirs)."""
+        return int(getattr(self._mine, "cut", 0))
 
     def _load(self) -> None:
         # Idle OpenMP threads must not spin: they would starve numpy's BLAS threads during the
@@ -96,7 +105,10 @@ class MiniLMEmbedder:
         for one prompt alone, 6 ms a prompt in a batch of eight on one core)."""
         if len(texts) > COMBINE_AT_MOST:
             with self._lock:
-                return self._forward(texts)
+                self._cut = []
+                vectors = self._forward(texts)
+                self._mine.cut = sum(self._cut)
+            return vectors
         mine = _Waiting(texts)
         with self._waiting_lock:
             self._waiting.append(mine)
@@ -105,10 +117,12 @@ class MiniLMEmbedder:
                 with self._waiting_lock:
                     batch, self._waiting = self._waiting, []
                 try:
+                    self._cut = []
                     vectors = self._forward([t for w in batch for t in w.texts], cores=1)
                     start = 0
                     for w in batch:
                         w.vectors = vectors[start : start + len(w.texts)].copy()
+                        w.cut = sum(self._cut[start : start + len(w.texts)])
                         start += len(w.texts)
                 except BaseException as exc:  # each waiter hears it, none hangs
                     for w in batch:
@@ -118,6 +132,7 @@ class MiniLMEmbedder:
         if mine.error is not None:
             raise mine.error
         assert mine.vectors is not None
+        self._mine.cut = mine.cut
         return mine.vectors
 
     def _forward(self, texts: list[str], cores: int | None = None) -> np.ndarray:
@@ -137,7 +152,8 @@ class MiniLMEmbedder:
         batch = self._tokenizer(
             clean, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
         )
-        self.truncated += int((batch["attention_mask"].sum(1) >= MAX_TOKENS).sum())
+        self._cut = (batch["attention_mask"].sum(1) >= MAX_TOKENS).tolist()
+        self.truncated += sum(self._cut)
         with torch.inference_mode():
             out = self._model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
@@ -285,6 +301,10 @@ class PromptEmbedder:
     @property
     def truncated(self) -> int:
         return int(getattr(self.inner, "truncated", 0))
+
+    @property
+    def last_truncated(self) -> int:
+        return int(getattr(self.inner, "last_truncated", 0))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         from dreamdepot.semantic.terms import content_text
